@@ -1,0 +1,167 @@
+"""Request and response bodies of the HTTP API (JSON in camelCase)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+IMPORT_QUEUED = "Import request queued successfully."
+PROMOTION_STARTED = "Promotion to production started."
+MAX_CONNECTION_STRING = 8192
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ImportRequest(Body):
+    connection_string: str = Field(
+        min_length=1,
+        max_length=MAX_CONNECTION_STRING,
+        description="A SQL Server connection string (ADO.NET, ODBC, JDBC or mssql:// URL). "
+        "For development, also a SQLAlchemy URL of a SQLite or PostgreSQL source.",
+        examples=["Server=tcp:db.example.com,1433;Initial Catalog=Firm;User ID=etl;Password=…;Encrypt=True"],
+    )
+
+
+class PromoteRequest(Body):
+    request_id: str = Field(
+        min_length=1, max_length=64, description="The requestId returned by POST /etl/import."
+    )
+
+
+class Accepted(Body):
+    message: str
+    request_id: str
+
+
+class TableProgress(Body):
+    table: str
+    rows_expected: int | None
+    rows_read: int
+    rows_loaded: int
+
+
+class Progress(Body):
+    rows_expected: int | None
+    rows_loaded: int
+    percent: float | None = Field(description="Rows loaded as a percentage of rows counted in the source.")
+
+
+class RuleCount(Body):
+    rule: str
+    severity: str
+    count: int
+    description: str
+
+
+class Finding(Body):
+    rule: str
+    severity: str
+    table: str
+    import_id: str | None
+    column: str | None
+    value: str | None
+    message: str
+
+
+class Validation(Body):
+    errors: int
+    warnings: int
+    by_rule: list[RuleCount]
+    findings: list[Finding] = Field(description="The first findings, in the order the rules found them.")
+
+
+class TablePromotion(Body):
+    table: str
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+class Promotion(Body):
+    tables: list[TablePromotion]
+
+
+class Failure(Body):
+    code: str
+    reason: str
+
+
+class ImportStatus(Body):
+    request_id: str
+    state: str
+    source: str = Field(description="The source database, described without its password.")
+    created_at: str
+    updated_at: str
+    import_started_at: str | None
+    import_finished_at: str | None
+    promotion_requested_at: str | None
+    promotion_finished_at: str | None
+    progress: Progress
+    tables: list[TableProgress]
+    validation: Validation | None
+    promotion: Promotion | None
+    failure: Failure | None
+
+
+class IdMapEntry(Body):
+    entity: str
+    import_id: str
+    reference: str = Field(description="The platform reference, such as matter_<32 hex digits>.")
+
+
+class IdMap(Body):
+    request_id: str
+    total: int
+    offset: int
+    limit: int
+    items: list[IdMapEntry]
+
+
+class ErrorDetail(Body):
+    code: str
+    message: str
+
+
+class ErrorBody(Body):
+    error: ErrorDetail
+
+
+def status_view(status: dict[str, Any]) -> ImportStatus:
+    tables = [
+        TableProgress(
+            table=t["name"],
+            rows_expected=t["rows_expected"],
+            rows_read=t["rows_read"],
+            rows_loaded=t["rows_loaded"],
+        )
+        for t in status["tables"]
+    ]
+    expected = sum(t.rows_expected or 0 for t in tables) if tables else None
+    loaded = sum(t.rows_loaded for t in tables)
+    percent = round(100.0 * loaded / expected, 1) if expected else (100.0 if tables else None)
+    failure = (
+        Failure(code=status["failure_code"] or "failed", reason=status["failure_reason"])
+        if status["failure_reason"]
+        else None
+    )
+    return ImportStatus(
+        request_id=status["id"],
+        state=status["state"],
+        source=status["source"],
+        created_at=status["created_at"],
+        updated_at=status["updated_at"],
+        import_started_at=status["import_started_at"],
+        import_finished_at=status["import_finished_at"],
+        promotion_requested_at=status["promotion_requested_at"],
+        promotion_finished_at=status["promotion_finished_at"],
+        progress=Progress(rows_expected=expected, rows_loaded=loaded, percent=percent),
+        tables=tables,
+        validation=Validation.model_validate(status["validation"]) if status["validation"] else None,
+        promotion=Promotion.model_validate(status["promotion"]) if status["promotion"] else None,
+        failure=failure,
+    )

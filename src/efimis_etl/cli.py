@@ -1,0 +1,225 @@
+"""The `efimis-etl` command: run the service, print the schema, make demo data, drive imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from efimis_etl.schema.reference import render_html, render_markdown
+from efimis_etl.schema.tables import render_ddl
+
+app = typer.Typer(
+    help="Efimis ETL: import a firm's data from SQL Server, validate it, promote it.", no_args_is_help=True
+)
+schema_app = typer.Typer(help="The Efimis-1.0 schema: DDL and reference.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+console = Console()
+errors = Console(stderr=True)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+UrlOption = Annotated[str, typer.Option("--url", envvar="EFIMIS_URL", help="The service's base URL.")]
+FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="EFIMIS_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="EFIMIS_PORT")] = 8000,
+) -> None:
+    """Run the HTTP service (embedded default: SQLite stores under EFIMIS_DATA_DIR, in-process worker)."""
+    import uvicorn
+
+    from efimis_etl.api.app import create_app
+
+    console.print(f"Efimis ETL on http://{host}:{port} — API docs at http://{host}:{port}/docs")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@schema_app.command("sql")
+def schema_sql(
+    dialect: Annotated[str, typer.Option(help="tsql (Efimis-1.0.sql), postgresql or sqlite.")] = "tsql",
+) -> None:
+    """Print the DDL that creates the staging tables."""
+    if dialect not in ("tsql", "postgresql", "sqlite"):
+        errors.print(f"[red]Unknown dialect {dialect!r}:[/] choose tsql, postgresql or sqlite.")
+        raise typer.Exit(2)
+    sys.stdout.write(render_ddl(dialect))  # type: ignore[arg-type]
+
+
+@schema_app.command("reference")
+def schema_reference(format: Annotated[str, typer.Option(help="markdown or html.")] = "markdown") -> None:
+    """Print the schema reference."""
+    if format not in ("markdown", "html"):
+        errors.print(f"[red]Unknown format {format!r}:[/] choose markdown or html.")
+        raise typer.Exit(2)
+    sys.stdout.write(render_markdown() if format == "markdown" else render_html())
+
+
+@app.command("demo-data")
+def demo_data(
+    path: Annotated[Path, typer.Argument(help="The SQLite file to create.")],
+    scale: Annotated[int, typer.Option(min=1, help="Multiplies the number of clients and matters.")] = 1,
+    with_errors: Annotated[
+        bool, typer.Option("--with-errors", help="Plant known validation problems.")
+    ] = False,
+) -> None:
+    """Write a sample firm's source database, ready to import with sqlite:///PATH."""
+    from efimis_etl.demo import row_counts, write_demo_source
+
+    try:
+        planted = write_demo_source(path, scale=scale, with_errors=with_errors)
+    except FileExistsError as error:
+        errors.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    table = Table("table", "rows", title=f"Demo firm written to {path}")
+    for name, count in row_counts(path).items():
+        table.add_row(name, str(count))
+    console.print(table)
+    if planted:
+        console.print(f"Planted {len(planted)} problems:")
+        for p in planted:
+            console.print(f"  {p.rule:<32} {p.table}.{p.column} (ImportId {p.import_id})")
+    console.print(f"Import it with: efimis-etl import 'sqlite:///{path.resolve()}' --wait")
+
+
+def _client(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=30)
+
+
+def _call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    try:
+        with _client(url) as client:
+            response = client.request(method, path, json=body)
+    except httpx.HTTPError as error:
+        errors.print(f"[red]Cannot reach the service at {url}:[/] {error}. Start it with: efimis-etl serve")
+        raise typer.Exit(2) from None
+    data: dict[str, Any] = response.json()
+    if response.status_code >= 400:
+        message = data.get("error", {}).get("message", response.text)
+        errors.print(f"[red]{response.status_code}:[/] {message}")
+        raise typer.Exit(1)
+    return data
+
+
+@app.command("import")
+def import_(
+    connection_string: Annotated[str, typer.Argument(help="The source's connection string (quote it).")],
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until the import ends.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Queue an import; with --wait, show per-table progress and the validation summary."""
+    accepted = _call(url, "POST", "/etl/import", {"connectionString": connection_string})
+    request_id = accepted["requestId"]
+    console.print(f"{accepted['message']} requestId: [bold]{request_id}[/]")
+    if wait:
+        _finish(url, _follow(url, request_id))
+
+
+@app.command()
+def status(
+    request_id: Annotated[str, typer.Argument(help="The requestId.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw status JSON.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Show where an import or promotion stands."""
+    data = _call(url, "GET", f"/etl/import-status/{request_id}")
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    _print_status(data)
+    _exit_code(data)
+
+
+@app.command()
+def promote(
+    request_id: Annotated[str, typer.Argument(help="The requestId of a Validated import.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the promotion ends.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Promote a Validated import to production."""
+    accepted = _call(url, "POST", "/etl/promote-to-production", {"requestId": request_id})
+    console.print(f"{accepted['message']} requestId: [bold]{request_id}[/]")
+    if wait:
+        _finish(url, _follow(url, request_id))
+
+
+def _follow(url: str, request_id: str) -> dict[str, Any]:
+    tasks: dict[str, TaskID] = {}
+    interval = float(os.environ.get("EFIMIS_POLL_SECONDS", "0.5"))
+    with Progress(
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        state = progress.add_task("state: …", total=None)
+        while True:
+            data = _call(url, "GET", f"/etl/import-status/{request_id}")
+            progress.update(state, description=f"state: {data['state']}")
+            for table in data["tables"]:
+                if table["table"] not in tasks:
+                    tasks[table["table"]] = progress.add_task(
+                        table["table"], total=table["rowsExpected"] or 0
+                    )
+                progress.update(tasks[table["table"]], completed=table["rowsLoaded"])
+            if data["state"] in FINAL:
+                progress.update(state, total=1, completed=1)
+                return data
+            time.sleep(interval)
+
+
+def _finish(url: str, data: dict[str, Any]) -> None:
+    _print_status(data, tables=False)
+    _exit_code(data)
+
+
+def _exit_code(data: dict[str, Any]) -> None:
+    if data["state"] in {"ValidationFailed", "Failed", "PromotionFailed"}:
+        raise typer.Exit(1)
+
+
+def _print_status(data: dict[str, Any], *, tables: bool = True) -> None:
+    console.print(f"[bold]{data['requestId']}[/] {data['state']} — {data['source']}")
+    if tables and data["tables"]:
+        table = Table("table", "expected", "read", "loaded")
+        for t in data["tables"]:
+            table.add_row(t["table"], str(t["rowsExpected"]), str(t["rowsRead"]), str(t["rowsLoaded"]))
+        console.print(table)
+    if data.get("failure"):
+        console.print(f"[red]{data['failure']['code']}:[/] {data['failure']['reason']}")
+    validation = data.get("validation")
+    if validation:
+        colour = "red" if validation["errors"] else "green"
+        console.print(
+            f"[{colour}]Validation: {validation['errors']} errors, {validation['warnings']} warnings[/]"
+        )
+        if validation["byRule"]:
+            rules = Table("rule", "severity", "count", "what it finds")
+            for r in validation["byRule"]:
+                rules.add_row(r["rule"], r["severity"], str(r["count"]), r["description"])
+            console.print(rules)
+        for finding in validation["findings"]:
+            console.print(f"  [{finding['rule']}] {finding['message']}")
+    promotion = data.get("promotion")
+    if promotion:
+        moved = Table("table", "rows", "inserted", "updated", "unchanged", title="Promotion")
+        for t in promotion["tables"]:
+            moved.add_row(
+                t["table"], str(t["rows"]), str(t["inserted"]), str(t["updated"]), str(t["unchanged"])
+            )
+        console.print(moved)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,176 @@
+"""The platform's own records of import requests: state, timestamps, per-table progress, outcomes.
+
+Connection strings are never stored here (only a description without the password): on the embedded
+default the in-process queue holds the secret in memory until the import has run.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UnicodeText,
+    insert,
+    select,
+    update,
+)
+
+from efimis_etl.sqlite import sqlite_engine
+
+
+class State(enum.StrEnum):
+    QUEUED = "Queued"
+    IMPORTING = "Importing"
+    VALIDATING = "Validating"
+    VALIDATED = "Validated"
+    VALIDATION_FAILED = "ValidationFailed"
+    FAILED = "Failed"
+    PROMOTING = "Promoting"
+    PROMOTED = "Promoted"
+    PROMOTION_FAILED = "PromotionFailed"
+
+
+PROMOTABLE = frozenset({State.VALIDATED, State.PROMOTED, State.PROMOTION_FAILED})
+RUNNING = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING, State.PROMOTING})
+
+METADATA = MetaData()
+IMPORT_REQUEST = Table(
+    "import_request",
+    METADATA,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(63), nullable=False, index=True),
+    Column("state", String(20), nullable=False),
+    Column("source", UnicodeText, nullable=False),  # a description without any secret
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Column("import_started_at", String(32)),
+    Column("import_finished_at", String(32)),
+    Column("promotion_requested_at", String(32)),
+    Column("promotion_finished_at", String(32)),
+    Column("failure_code", String(60)),
+    Column("failure_reason", UnicodeText),
+    Column("validation", JSON),
+    Column("promotion", JSON),
+)
+IMPORT_TABLE = Table(
+    "import_table",
+    METADATA,
+    Column("request_id", String(32), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", String(60), nullable=False),
+    Column("rows_expected", Integer),
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("rows_loaded", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("request_id", "name"),
+)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Platform:
+    """Repository of import requests on the platform database."""
+
+    def __init__(self, path: Path) -> None:
+        self.engine: Engine = sqlite_engine(path)
+        with self.engine.begin() as conn:
+            METADATA.create_all(conn)
+
+    def create(self, tenant: str, source: str) -> str:
+        request_id = new_request_id()
+        stamp = now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(IMPORT_REQUEST).values(
+                    id=request_id,
+                    tenant=tenant,
+                    state=State.QUEUED,
+                    source=source,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+        return request_id
+
+    def get(self, request_id: str, tenant: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(IMPORT_REQUEST).where(
+                        IMPORT_REQUEST.c.id == request_id, IMPORT_REQUEST.c.tenant == tenant
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def tables(self, request_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(IMPORT_TABLE)
+                .where(IMPORT_TABLE.c.request_id == request_id)
+                .order_by(IMPORT_TABLE.c.position)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def transition(self, request_id: str, allowed: Iterable[State], to: State, **fields: Any) -> bool:
+        """Move to `to` only from one of `allowed` (compare-and-set); False if the state was another."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(IMPORT_REQUEST)
+                .where(
+                    IMPORT_REQUEST.c.id == request_id, IMPORT_REQUEST.c.state.in_([s.value for s in allowed])
+                )
+                .values(state=to, updated_at=now(), **fields)
+            )
+            return result.rowcount == 1
+
+    def plan_tables(self, request_id: str, expected: list[tuple[str, int]]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(IMPORT_TABLE),
+                [
+                    {"request_id": request_id, "position": i, "name": name, "rows_expected": n}
+                    for i, (name, n) in enumerate(expected)
+                ],
+            )
+
+    def progress(self, request_id: str, table: str, rows_read: int, rows_loaded: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(IMPORT_TABLE)
+                .where(IMPORT_TABLE.c.request_id == request_id, IMPORT_TABLE.c.name == table)
+                .values(rows_read=rows_read, rows_loaded=rows_loaded)
+            )
+            conn.execute(
+                update(IMPORT_REQUEST).where(IMPORT_REQUEST.c.id == request_id).values(updated_at=now())
+            )
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        """Requests a previous process left running: their jobs died with it."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(IMPORT_REQUEST.c.id, IMPORT_REQUEST.c.state).where(
+                    IMPORT_REQUEST.c.state.in_([s.value for s in RUNNING])
+                )
+            ).mappings()
+            return [dict(r) for r in rows]

@@ -1,0 +1,133 @@
+"""Shared fixtures: a real service on a loopback port, demo sources, PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from efimis_etl.api.app import create_app
+from efimis_etl.demo import Planted, write_demo_source
+from efimis_etl.settings import Settings
+
+FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
+PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Service:
+    url: str
+    client: httpx.Client
+    settings: Settings
+
+    def import_(self, connection_string: str) -> str:
+        response = self.client.post("/etl/import", json={"connectionString": connection_string})
+        assert response.status_code == 202, response.text
+        assert response.json()["message"] == "Import request queued successfully."
+        return str(response.json()["requestId"])
+
+    def promote(self, request_id: str) -> httpx.Response:
+        return self.client.post("/etl/promote-to-production", json={"requestId": request_id})
+
+    def status(self, request_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/etl/import-status/{request_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait(self, request_id: str, *, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status(request_id)
+            if status["state"] in FINAL:
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"{request_id} still {status['state']} after {timeout} s")
+
+    def wait_promoted(self, request_id: str) -> dict[str, Any]:
+        response = self.promote(request_id)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"message": "Promotion to production started.", "requestId": request_id}
+        return self.wait(request_id)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "var", batch_size=50)
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Service]:
+    """The real app served by uvicorn on a loopback port, driven over HTTP."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "service did not start"
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield Service(url, client, settings)
+    server.should_exit = True
+    thread.join(10)
+
+
+@dataclass
+class DemoSource:
+    path: Path
+    planted: list[Planted]
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> DemoSource:
+    path = tmp_path / "firm.db"
+    return DemoSource(path, write_demo_source(path))
+
+
+@pytest.fixture
+def demo_with_errors(tmp_path: Path) -> DemoSource:
+    path = tmp_path / "firm-with-errors.db"
+    return DemoSource(path, write_demo_source(path, with_errors=True))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards. Under CI=true PostgreSQL must be there."""
+    import psycopg
+
+    name = f"efimis_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true and is not reachable: {error}")
+        pytest.skip(f"PostgreSQL not reachable: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
