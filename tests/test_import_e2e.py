@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +291,7 @@ def test_malformed_connection_strings_get_422_without_the_password(service: Serv
     assert service.client.post("/etl/import", content=b"not json").status_code == 422
 
 
-def test_postgresql_source_imports_like_sqlite(service: Service, demo: DemoSource, pg_url: str) -> None:
+def _copy_demo_to_postgresql(demo: DemoSource, pg_url: str) -> None:
     import psycopg
 
     with psycopg.connect(pg_url.replace("+psycopg", "")) as target, sqlite3.connect(demo.path) as source:
@@ -307,10 +308,47 @@ def test_postgresql_source_imports_like_sqlite(service: Service, demo: DemoSourc
                         for row in rows
                     ],
                 )
+
+
+def test_postgresql_source_imports_like_sqlite(service: Service, demo: DemoSource, pg_url: str) -> None:
+    _copy_demo_to_postgresql(demo, pg_url)
     request_id = service.import_(pg_url)
     status = service.wait(request_id)
     assert status["state"] == "Validated", status
     assert {t["table"]: t["rowsLoaded"] for t in status["tables"]} == row_counts(demo.path)
+
+
+def test_a_connection_dropped_mid_read_fails_cleanly(service: Service, demo: DemoSource, pg_url: str) -> None:
+    import psycopg
+
+    _copy_demo_to_postgresql(demo, pg_url)
+    plain = pg_url.replace("+psycopg", "")
+    database = plain.rsplit("/", 1)[1]
+    with psycopg.connect(plain, autocommit=True) as admin:
+        # A slow table (a view that sleeps per row) keeps the importer reading long enough to cut it off.
+        admin.execute('ALTER TABLE etl."WorkItem" RENAME TO "WorkItemData"')
+        admin.execute(
+            'CREATE VIEW etl."WorkItem" AS SELECT * FROM etl."WorkItemData" WHERE pg_sleep(0.02) IS NOT NULL'
+        )
+        request_id = service.import_(pg_url)
+        deadline = time.monotonic() + 30
+        while not any(
+            t["table"] == "WorkItem" and t["rowsRead"] > 0 for t in service.status(request_id)["tables"]
+        ):
+            assert time.monotonic() < deadline and service.status(request_id)["state"] == "Importing"
+            time.sleep(0.02)
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchall()
+        assert killed
+    status = service.wait(request_id)
+    assert status["state"] == "Failed"
+    assert status["failure"]["code"] == "source-read-failed"
+    assert "Reading the source failed" in status["failure"]["reason"]
+    assert not service.settings.staging_path(request_id).exists()
+    _assert_production_empty(service)
+    assert service.client.get("/health").status_code == 200
 
 
 def _pg_value(value: Any, column: Any) -> Any:

@@ -554,8 +554,8 @@ class _Parser:
             return
         if canon == "dsn":
             raise ConnectionStringError(
-                f"DSNs are not supported ({pair.label}); give Server and Database "
-                "(with User ID and Password) instead."
+                "DSNs are not supported; give Server and Database (with User ID and Password) "
+                f"instead of {pair.label}."
             )
         if canon == "access_token":
             raise ConnectionStringError(

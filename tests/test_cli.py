@@ -1,0 +1,74 @@
+"""The efimis-etl command, run as a user runs it: a real process talking to the real service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import DemoSource, Service
+
+from efimis_etl.demo import row_counts
+from efimis_etl.schema.tables import render_ddl
+
+CLI = [sys.executable, "-m", "efimis_etl.cli"]
+
+
+def run(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EFIMIS_POLL_SECONDS": "0.05", "COLUMNS": "160"}
+    if url:
+        env["EFIMIS_URL"] = url
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def test_schema_sql_prints_the_ddl_of_each_dialect() -> None:
+    for dialect in ("tsql", "postgresql", "sqlite"):
+        result = run("schema", "sql", "--dialect", dialect)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == render_ddl(dialect)  # type: ignore[arg-type]
+    wrong = run("schema", "sql", "--dialect", "oracle")
+    assert wrong.returncode == 2 and "choose tsql, postgresql or sqlite" in wrong.stderr
+
+
+def test_demo_data_writes_a_source_and_lists_planted_problems(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    result = run("demo-data", str(path), "--scale", "2", "--with-errors")
+    assert result.returncode == 0, result.stderr
+    assert row_counts(path)["Matter"] > 0
+    assert "Planted 12 problems" in result.stdout and "reference-unresolved" in result.stdout
+    again = run("demo-data", str(path))
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_import_wait_then_promote_wait(service: Service, demo: DemoSource) -> None:
+    imported = run("import", demo.url, "--wait", url=service.url)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "Import request queued successfully." in imported.stdout
+    assert "Validation: 0 errors, 0 warnings" in imported.stdout
+    assert "WorkItem" in imported.stdout  # a progress bar per table
+    request_id = imported.stdout.split("requestId: ")[1].split()[0]
+
+    status = run("status", request_id, url=service.url)
+    assert status.returncode == 0 and "Validated" in status.stdout
+
+    promoted = run("promote", request_id, "--wait", url=service.url)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "Promotion to production started." in promoted.stdout and "Promoted" in promoted.stdout
+    assert service.status(request_id)["state"] == "Promoted"
+
+
+def test_import_of_bad_data_exits_1_with_the_findings(service: Service, demo_with_errors: DemoSource) -> None:
+    result = run("import", demo_with_errors.url, "--wait", url=service.url)
+    assert result.returncode == 1
+    assert "Validation: 12 errors" in result.stdout
+    assert "31/02/2024" in result.stdout
+
+
+def test_cli_reports_http_errors_and_an_unreachable_service(service: Service) -> None:
+    missing = run("status", "0" * 32, url=service.url)
+    assert missing.returncode == 1 and "404" in missing.stderr and "No import request" in missing.stderr
+    bad = run("import", "Server=h;Database=d;Bogus=1;User ID=u;Password=hunter22", url=service.url)
+    assert bad.returncode == 1 and "Bogus" in bad.stderr and "hunter22" not in bad.stderr + bad.stdout
+    down = run("status", "x", url="http://127.0.0.1:9")
+    assert down.returncode == 2 and "Cannot reach the service" in down.stderr
