@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from conftest import DemoSource, Service
-
 from efimis_etl.demo import row_counts
 from efimis_etl.schema.tables import render_ddl
 
