@@ -377,3 +377,29 @@ def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
         assert status["state"] == "Failed" and status["failure_code"] == "interrupted"
     finally:
         service.worker.stop()
+
+
+def test_rows_sharing_an_import_id_are_all_read_and_reported(service: Service, tmp_path: Path) -> None:
+    # A source table without its primary key (a hand-made table or a view) can repeat an ImportId.
+    path = tmp_path / "dupes.db"
+    ddl = render_ddl("sqlite")
+    staff = ddl.index('CREATE TABLE "Staff"')
+    end = ddl.index(");", staff)
+    ddl = ddl[:staff] + ddl[staff:end].replace(', \n\tPRIMARY KEY ("ImportId")\n', "\n") + ddl[end:]
+    with sqlite3.connect(path) as connection:
+        connection.executescript(ddl)
+        rows = [(f"ST-{i:03d}", f"Person {i}", None, None, None, "100.0000", 1) for i in range(120)]
+        rows += [
+            ("ST-049", "Twin of 49", None, None, None, "100.0000", 1)
+        ] * 2  # straddles the 50-row batches
+        rows += [("ST-100", "Twin of 100", None, None, None, "100.0000", 1)]
+        connection.executemany('INSERT INTO "Staff" VALUES (?, ?, ?, ?, ?, ?, ?)', rows)
+    request_id = service.import_(f"sqlite:///{path}")
+    status = service.wait(request_id)
+    assert status["state"] == "ValidationFailed", status
+    assert {t["table"]: t["rowsLoaded"] for t in status["tables"]}["Staff"] == 123
+    findings = {(f["rule"], f["importId"], f["value"]) for f in status["validation"]["findings"]}
+    assert findings == {("unique-import-id", "ST-049", "ST-049"), ("unique-import-id", "ST-100", "ST-100")}
+    assert "used by 3 rows" in next(
+        f["message"] for f in status["validation"]["findings"] if f["importId"] == "ST-049"
+    )

@@ -533,8 +533,8 @@ class _Parser:
                 self.secrets.append(value)
             if after_loose_secret and norm not in _KEYWORDS:
                 raise ConnectionStringError(
-                    f"{unit.capitalize()} {number} of the connection string (the one after the password) has an unknown "
-                    "keyword; remove it. " + _QUOTING_HINT[self.form] + "."
+                    f"{unit.capitalize()} {number} of the connection string (the one after the password) "
+                    "has an unknown keyword; remove it. " + _QUOTING_HINT[self.form] + "."
                 )
             pairs.append(_Pair(key, norm, value, label))
             after_loose_secret = secret and not quoted
@@ -613,7 +613,7 @@ class _Parser:
 
         encrypt = "yes"
         if (entry := fields.get("encrypt")) is not None:
-            encrypt = _ENCRYPT.get(entry[0].lower(), "")
+            encrypt = _ENCRYPT.get(entry[0].strip().lower(), "")
             if not encrypt:
                 raise ConnectionStringError(
                     f"{entry[1]} must be one of true, false, yes, no, mandatory, optional, strict."

@@ -129,25 +129,36 @@ class Batch:
 
 
 def read_batches(conn: Connection, entity: Entity, batch_size: int) -> Iterator[Batch]:
-    """Yield the table in ImportId order, `batch_size` rows at a time, converted for staging."""
+    """Yield the table in ImportId order, `batch_size` rows at a time, converted for staging.
+
+    Each query starts at the last ImportId read (`>=`, skipping the rows of that ImportId already read),
+    so rows that share an ImportId (a source table without its primary key) are all read and then
+    reported by validation, never skipped at a batch boundary.
+    """
     table = _raw_table(entity)
     key = table.c.ImportId
     converters: list[tuple[str, Column, Converter]] = [(c.name, c, converter(c)) for c in entity.all_columns]
     last: object = None
+    already_read = 0  # rows with ImportId == last that earlier batches yielded
     while True:
-        query = select(*table.c).order_by(key).limit(batch_size)
+        query = select(*table.c).order_by(key).limit(batch_size + already_read)
         if last is not None:
-            query = query.where(key > last)
-        rows = conn.execute(query).all()
+            query = query.where(key >= last)
+        fetched = conn.execute(query).all()
+        rows = fetched[already_read:]
         if not rows:
             return
         batch = Batch()
         for row in rows:
             batch.rows.append(_convert(entity, row, converters, batch.findings))
         yield batch
-        if len(rows) < batch_size:
+        if len(fetched) < batch_size + already_read:
             return
-        last = rows[-1][0]
+        if rows[-1][0] == last:
+            already_read += len(rows)
+        else:
+            last = rows[-1][0]
+            already_read = sum(1 for row in rows if row[0] == last)
 
 
 def _convert(
