@@ -10,17 +10,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from efimis_etl.errors import EtlError, SourceError
 from efimis_etl.jobs.state import Platform, State, now
 from efimis_etl.promotion.promote import production_engine, promote
 from efimis_etl.schema.model import ENTITIES
 from efimis_etl.settings import Settings
-from efimis_etl.source.connect import explain_connect_failure, source_engine
+from efimis_etl.source.connect import explain_connect_failure, open_source
 from efimis_etl.source.connstr import Source, redact
-from efimis_etl.source.extract import check_conformance, check_schema_version, count_rows, read_batches
+from efimis_etl.source.extract import (
+    check_conformance,
+    check_schema_version,
+    count_rows,
+    read_batches,
+    source_columns,
+)
 from efimis_etl.staging.store import FINDING, StagingStore
 from efimis_etl.validation.rules import ERROR, RULES, run_rules
 
@@ -64,51 +70,33 @@ def run_import(settings: Settings, platform: Platform, request_id: str, tenant: 
 def _extract_and_load(
     settings: Settings, platform: Platform, request_id: str, source: Source, staging: StagingStore
 ) -> None:
-    engine = source_engine(source)
+    connection = open_source(source)
     try:
-        try:
-            conn = engine.connect()
-        except DBAPIError as error:
-            raise explain_connect_failure(source, error) from error
-        with conn:
-            _read_all(settings, platform, request_id, conn, staging)
-    except DBAPIError as error:
+        tables = source_columns(connection)
+        check_schema_version(connection, tables)
+        check_conformance(tables)
+        expected = [(e.name, count_rows(connection, e)) for e in ENTITIES]
+        platform.plan_tables(request_id, expected)
+        for entity, (_, rows_expected) in zip(ENTITIES, expected, strict=True):
+            read = 0
+            for batch in read_batches(connection, entity, settings.batch_size):
+                staging.load(entity, batch.rows, batch.findings)
+                read += len(batch.rows)
+                platform.progress(request_id, entity.name, read, read)
+            if read != rows_expected:
+                raise SourceError(
+                    f"etl.{entity.name}: counted {rows_expected} rows but read {read} in ImportId order. "
+                    "Rows without an ImportId, or rows changed during the import, cause this: give "
+                    "every row an ImportId and do not change the tables while importing.",
+                    code="row-count-mismatch",
+                )
+    except connection.errors as error:
         explained = explain_connect_failure(source, error)
         raise SourceError(
             f"Reading the source failed: {explained.message}", code="source-read-failed"
-        ) from error
+        ) from None
     finally:
-        engine.dispose()
-
-
-def _read_all(
-    settings: Settings, platform: Platform, request_id: str, conn: Connection, staging: StagingStore
-) -> None:
-    check_schema_version(conn)
-    check_conformance(conn)
-    expected = [(e.name, count_rows(conn, e)) for e in ENTITIES]
-    platform.plan_tables(request_id, expected)
-    for entity, (_, rows_expected) in zip(ENTITIES, expected, strict=True):
-        read = 0
-        for batch in read_batches(conn, entity, settings.batch_size):
-            try:
-                staging.load(entity, batch.rows, batch.findings)
-            except DBAPIError as error:
-                # Not the source's fault: keep it apart from the source errors handled by the caller.
-                raise StagingError(f"Writing to the staging store failed: {error.orig}") from error
-            read += len(batch.rows)
-            platform.progress(request_id, entity.name, read, read)
-        if read != rows_expected:
-            raise SourceError(
-                f"etl.{entity.name}: counted {rows_expected} rows but read {read} in ImportId order. "
-                "Rows without an ImportId, or rows changed during the import, cause this: give "
-                "every row an ImportId and do not change the tables while importing.",
-                code="row-count-mismatch",
-            )
-
-
-class StagingError(RuntimeError):
-    """The staging store failed: an operator's problem, not the user's data."""
+        connection.close()
 
 
 def validate(settings: Settings, request_id: str, tenant: str) -> dict[str, Any]:
@@ -201,7 +189,7 @@ def run_promotion(settings: Settings, platform: Platform, request_id: str, tenan
 def _reason(error: BaseException) -> tuple[str, str]:
     if isinstance(error, EtlError):
         return error.code, redact(error.message)
-    if isinstance(error, SQLAlchemyError | OSError | StagingError):
+    if isinstance(error, SQLAlchemyError | OSError):
         detail = redact(str(getattr(error, "orig", None) or error)).splitlines()[0]
         return "internal-error", f"The service could not complete the job: {detail}"
     return "internal-error", f"Unexpected error ({type(error).__name__}); the service log has details."

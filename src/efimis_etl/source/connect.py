@@ -1,48 +1,110 @@
 """Connecting to a source database, and turning driver failures into messages a user can act on.
 
-SQL Server goes through Microsoft's `mssql-python` driver (SQLAlchemy's `mssql+mssqlpython` dialect);
-SQLite and PostgreSQL URLs are accepted for development and tests.
+SQL Server goes through Microsoft's `mssql-python` driver; SQLite and PostgreSQL URLs are accepted for
+development and tests. Every statement is built with SQLAlchemy Core for the source's dialect and sent as
+a plain SQL batch on the driver's own DB-API connection, with its values rendered as escaped literals:
+the importer sends nothing but these SELECTs (no session set-up, no transactions, no temporary tables,
+no parameter round trips), so a read-only login suffices and every server or proxy in between copes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Dialect
+from sqlalchemy.dialects import mssql, postgresql, sqlite
+from sqlalchemy.sql.expression import Executable
 
 from efimis_etl.errors import SourceError
-from efimis_etl.schema.model import SCHEMA_NAME
 from efimis_etl.source.connstr import Source, SqlAlchemySource, SqlServerSource, redact
 
 
-def source_engine(source: Source) -> Engine:
-    """An engine that opens the source read-only where the driver allows it."""
+@dataclass
+class SourceConnection:
+    """An open, read-only connection to a source database."""
+
+    dbapi: Any  # a DB-API 2.0 connection
+    dialect: Dialect
+    source: Source
+    errors: tuple[type[BaseException], ...]  # what the driver raises for database and network failures
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect.name == "sqlite"
+
+    def sql(self, statement: Executable) -> str:
+        compiled = statement.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True})  # type: ignore[attr-defined]
+        return str(compiled)
+
+    def rows(self, statement: Executable | str) -> Sequence[tuple[Any, ...]]:
+        text = statement if isinstance(statement, str) else self.sql(statement)
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.execute(text)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        # Closing an already broken connection must not mask the error that broke it.
+        with contextlib.suppress(*self.errors):
+            self.dbapi.close()
+
+
+def open_source(source: Source) -> SourceConnection:
+    """Connect, or raise a SourceError naming the setting to fix."""
     if isinstance(source, SqlServerSource):
-        return _sql_server_engine(source)
-    url = source.url
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if not database or database == ":memory:":
-            raise SourceError("A SQLite source needs a file path: sqlite:///path/to/source.db")
-        path = Path(database)
-        if not path.is_file():
-            raise SourceError(f"The SQLite source file {path} does not exist: check the path in the URL.")
-        # mode=ro: the importer must never write to a customer's database, not even by creating a file.
-        engine = create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true", poolclass=NullPool)
-        return engine.execution_options(schema_translate_map={SCHEMA_NAME: None})
-    return create_engine(url, poolclass=NullPool)
+        return _open_sql_server(source)
+    backend = source.url.get_backend_name()
+    if backend == "sqlite":
+        return _open_sqlite(source)
+    if backend == "postgresql":
+        return _open_postgresql(source)
+    raise SourceError(f"Unsupported development source {source.describe()}: use sqlite:/// or postgresql://.")
 
 
-def _sql_server_engine(source: SqlServerSource) -> Engine:
+def _open_sql_server(source: SqlServerSource) -> SourceConnection:
     import mssql_python
 
-    odbc = source.odbc_connection_string()
+    try:
+        # autocommit: reading needs no transaction, and none is then opened on the customer's server.
+        connection = mssql_python.connect(
+            source.odbc_connection_string(), autocommit=True, timeout=source.login_timeout
+        )
+    except mssql_python.Error as error:
+        raise explain_connect_failure(source, error) from None
+    return SourceConnection(connection, mssql.dialect(), source, (mssql_python.Error,))
 
-    def connect() -> object:
-        return mssql_python.connect(odbc, timeout=source.login_timeout)
 
-    return create_engine("mssql+mssqlpython://", creator=connect, poolclass=NullPool)
+def _open_sqlite(source: SqlAlchemySource) -> SourceConnection:
+    database = source.url.database or ""
+    if not database or database == ":memory:":
+        raise SourceError("A SQLite source needs a file path: sqlite:///path/to/source.db")
+    path = Path(database)
+    if not path.is_file():
+        raise SourceError(f"The SQLite source file {path} does not exist: check the path in the URL.")
+    # mode=ro: the importer must never write to a source, not even by creating a file.
+    connection = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, check_same_thread=False)
+    return SourceConnection(connection, sqlite.dialect(), source, (sqlite3.Error,))
+
+
+def _open_postgresql(source: SqlAlchemySource) -> SourceConnection:
+    import psycopg
+
+    url = source.url.set(drivername="postgresql")
+    try:
+        connection = psycopg.connect(
+            url.render_as_string(hide_password=False), autocommit=True, connect_timeout=15
+        )
+    except psycopg.Error as error:
+        raise explain_connect_failure(source, error) from None
+    connection.read_only = True
+    return SourceConnection(connection, postgresql.dialect(), source, (psycopg.Error,))
 
 
 # Driver messages, matched case-insensitively, and what the user should change.
@@ -87,7 +149,7 @@ _SQL_SERVER_FAILURES: tuple[tuple[tuple[str, ...], str, str], ...] = (
 
 def explain_connect_failure(source: Source, error: BaseException) -> SourceError:
     """Name the setting that fixes a failed connection; keep the driver's words (redacted) as detail."""
-    detail = redact(str(getattr(error, "orig", None) or error))
+    detail = redact(str(error)).strip()
     if isinstance(source, SqlServerSource):
         lowered = detail.lower()
         server = source.host + (f"\\{source.instance}" if source.instance else "")
@@ -99,5 +161,4 @@ def explain_connect_failure(source: Source, error: BaseException) -> SourceError
                 )
                 return SourceError(f"{message} (driver: {detail})", code=code)
         return SourceError(f"Could not connect to SQL Server at {server}: {detail}", code="connect-failed")
-    assert isinstance(source, SqlAlchemySource)
     return SourceError(f"Could not open the source {source.describe()}: {detail}", code="connect-failed")

@@ -7,14 +7,13 @@ range scan on the primary key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column as SAColumn
-from sqlalchemy import Connection, MetaData, Table, func, inspect, select
-from sqlalchemy import types as sqltypes
-from sqlalchemy.dialects import mssql
+from sqlalchemy import MetaData, Table, Unicode, func, select
 from sqlalchemy.types import NullType
 
 from efimis_etl.errors import SourceError
@@ -28,28 +27,30 @@ from efimis_etl.schema.model import (
     Kind,
 )
 from efimis_etl.schema.tables import source_type_name
+from efimis_etl.source.connect import SourceConnection
 from efimis_etl.source.values import Converter, Rejected, converter
 
 
-def _raw_table(entity: Entity) -> Table:
-    """The table with untyped columns, so values arrive as the driver made them and nothing (such as
-    SQLAlchemy's float-to-Decimal rounding on SQLite) alters them before `values` checks them."""
+def _raw_table(source: SourceConnection, entity: Entity) -> Table:
+    """The table as the source names it (SQLite has no schemas), with untyped value columns, so values
+    arrive as the driver made them and only `values` decides what they mean."""
+    key = "ImportId" if entity.importable else "Version"
     return Table(
         entity.name,
-        MetaData(schema=SCHEMA_NAME),
-        *(SAColumn(c.name, NullType()) for c in entity.all_columns),
+        MetaData(schema=None if source.is_sqlite else SCHEMA_NAME),
+        *(SAColumn(c.name, Unicode() if c.name == key else NullType()) for c in entity.all_columns),
     )
 
 
-def check_schema_version(conn: Connection) -> None:
-    table = _raw_table(SCHEMA_VERSION_ENTITY)
-    if not inspect(conn).has_table(table.name, schema=_schema(conn)):
+def check_schema_version(source: SourceConnection, tables: dict[str, dict[str, str]]) -> None:
+    if SCHEMA_VERSION_ENTITY.name.lower() not in tables:
         raise SourceError(
             f"The source has no table {SCHEMA_NAME}.SchemaVersion: create the tables by running "
             f"Efimis-{SCHEMA_VERSION}.sql (GET /etl/schema/Efimis-{SCHEMA_VERSION}.sql) in this database.",
             code="schema-missing",
         )
-    versions = [str(v) for v in conn.execute(select(table.c.Version)).scalars()]
+    table = _raw_table(source, SCHEMA_VERSION_ENTITY)
+    versions = [str(row[0]) for row in source.rows(select(table.c.Version))]
     if versions != [SCHEMA_VERSION]:
         found = ", ".join(repr(v) for v in versions) or "no row"
         raise SourceError(
@@ -60,45 +61,72 @@ def check_schema_version(conn: Connection) -> None:
         )
 
 
-def _schema(conn: Connection) -> str | None:
-    translate = conn.get_execution_options().get("schema_translate_map") or {}
-    return translate.get(SCHEMA_NAME, SCHEMA_NAME)
+_INFORMATION_SCHEMA = (
+    "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE "
+    "FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = '{schema}'"
+)
 
 
-def _compatible(kind: Kind, found: sqltypes.TypeEngine[Any]) -> bool:
-    if isinstance(found, sqltypes.Float):
-        return False  # a float column has already lost cents; no conversion can bring them back
-    match kind:
-        case Kind.TEXT | Kind.LONG_TEXT | Kind.REFERENCE:
-            return isinstance(found, sqltypes.String)
-        case Kind.INTEGER | Kind.ENUM:
-            return isinstance(found, sqltypes.Integer)
-        case Kind.BOOLEAN:
-            return isinstance(found, sqltypes.Boolean | sqltypes.Integer)
-        case Kind.MONEY | Kind.RATE:
-            return isinstance(found, sqltypes.Numeric | mssql.MONEY | mssql.SMALLMONEY)
-        case Kind.DATE:
-            return isinstance(found, sqltypes.Date | sqltypes.DateTime)
+def source_columns(source: SourceConnection) -> dict[str, dict[str, str]]:
+    """{table: {column: declared type}} of the source's `etl` tables, names lowercased."""
+    found: dict[str, dict[str, str]] = {}
+    if source.is_sqlite:
+        names = {e.name.lower(): e.name for e in ALL_TABLES}
+        for (table,) in source.rows("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"):
+            if table.lower() in names:
+                columns = source.rows(f'PRAGMA table_info("{table}")')
+                found[table.lower()] = {str(c[1]).lower(): str(c[2] or "").upper() for c in columns}
+        return found
+    for table, column, data_type, length, precision, scale in source.rows(
+        _INFORMATION_SCHEMA.format(schema=SCHEMA_NAME)
+    ):
+        declared = str(data_type).upper()
+        if length is not None:
+            declared += "(MAX)" if length == -1 else f"({length})"
+        elif declared in ("DECIMAL", "NUMERIC") and precision is not None:
+            declared += f"({precision}, {scale})"
+        found.setdefault(str(table).lower(), {})[str(column).lower()] = declared
+    return found
 
 
-def check_conformance(conn: Connection) -> None:
+_FAMILIES: dict[Kind, frozenset[str]] = {
+    Kind.TEXT: frozenset(
+        {"NVARCHAR", "VARCHAR", "NCHAR", "CHAR", "TEXT", "NTEXT", "CHARACTER VARYING", "CHARACTER", "CLOB"}
+    ),
+    Kind.INTEGER: frozenset({"INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT"}),
+    Kind.BOOLEAN: frozenset({"BIT", "BOOLEAN", "BOOL", "INT", "INTEGER", "SMALLINT", "TINYINT"}),
+    Kind.MONEY: frozenset({"DECIMAL", "NUMERIC", "MONEY", "SMALLMONEY"}),
+    Kind.DATE: frozenset(
+        {"DATE", "DATETIME", "DATETIME2", "SMALLDATETIME", "TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE"}
+    ),
+}
+_FAMILIES[Kind.LONG_TEXT] = _FAMILIES[Kind.REFERENCE] = _FAMILIES[Kind.TEXT]
+_FAMILIES[Kind.ENUM] = _FAMILIES[Kind.INTEGER]
+_FAMILIES[Kind.RATE] = _FAMILIES[Kind.MONEY]
+
+
+def _compatible(kind: Kind, declared: str) -> bool:
+    # FLOAT and REAL are in no family: a float column has already lost cents that nothing brings back.
+    base = re.sub(r"\s*\(.*$", "", declared).strip()
+    return base in _FAMILIES[kind]
+
+
+def check_conformance(tables: dict[str, dict[str, str]]) -> None:
     """Every table and column of the schema exists with a compatible type; else one error naming all."""
-    inspector = inspect(conn)
-    schema = _schema(conn)
     problems: list[str] = []
     for entity in ALL_TABLES:
         qualified = f"{SCHEMA_NAME}.{entity.name}"
-        if not inspector.has_table(entity.name, schema=schema):
+        found = tables.get(entity.name.lower())
+        if found is None:
             problems.append(f"table {qualified} is missing")
             continue
-        found = {c["name"].lower(): c for c in inspector.get_columns(entity.name, schema=schema)}
         for column in entity.all_columns:
-            actual = found.get(column.name.lower())
-            if actual is None:
+            declared = found.get(column.name.lower())
+            if declared is None:
                 problems.append(f"column {qualified}.{column.name} is missing")
-            elif not _compatible(column.kind, actual["type"]):
+            elif not _compatible(column.kind, declared):
                 problems.append(
-                    f"column {qualified}.{column.name} is {_type_name(actual['type'])}; expected "
+                    f"column {qualified}.{column.name} is {declared or 'untyped'}; expected "
                     f"{source_type_name(column)}"
                 )
     if problems:
@@ -109,15 +137,9 @@ def check_conformance(conn: Connection) -> None:
         )
 
 
-def _type_name(found: sqltypes.TypeEngine[Any]) -> str:
-    try:
-        return str(found.compile(dialect=mssql.dialect()))
-    except Exception:  # a reflected type SQL Server has no name for
-        return type(found).__name__.upper()
-
-
-def count_rows(conn: Connection, entity: Entity) -> int:
-    return int(conn.execute(select(func.count()).select_from(_raw_table(entity))).scalar_one())
+def count_rows(source: SourceConnection, entity: Entity) -> int:
+    table = _raw_table(source, entity)
+    return int(source.rows(select(func.count()).select_from(table))[0][0])
 
 
 @dataclass
@@ -128,14 +150,14 @@ class Batch:
     findings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_batches(conn: Connection, entity: Entity, batch_size: int) -> Iterator[Batch]:
+def read_batches(source: SourceConnection, entity: Entity, batch_size: int) -> Iterator[Batch]:
     """Yield the table in ImportId order, `batch_size` rows at a time, converted for staging.
 
     Each query starts at the last ImportId read (`>=`, skipping the rows of that ImportId already read),
     so rows that share an ImportId (a source table without its primary key) are all read and then
     reported by validation, never skipped at a batch boundary.
     """
-    table = _raw_table(entity)
+    table = _raw_table(source, entity)
     key = table.c.ImportId
     converters: list[tuple[str, Column, Converter]] = [(c.name, c, converter(c)) for c in entity.all_columns]
     last: object = None
@@ -144,7 +166,7 @@ def read_batches(conn: Connection, entity: Entity, batch_size: int) -> Iterator[
         query = select(*table.c).order_by(key).limit(batch_size + already_read)
         if last is not None:
             query = query.where(key >= last)
-        fetched = conn.execute(query).all()
+        fetched = source.rows(query)
         rows = fetched[already_read:]
         if not rows:
             return
