@@ -35,7 +35,7 @@ def test_demo_data_writes_a_source_and_lists_planted_problems(tmp_path: Path) ->
     result = run("demo-data", str(path), "--scale", "2", "--with-errors")
     assert result.returncode == 0, result.stderr
     assert row_counts(path)["Matter"] > 0
-    assert "Planted 12 problems" in result.stdout and "reference-unresolved" in result.stdout
+    assert "Planted 29 problems" in result.stdout and "reference-unresolved" in result.stdout
     again = run("demo-data", str(path))
     assert again.returncode == 1 and "already exists" in again.stderr
 
@@ -60,7 +60,7 @@ def test_import_wait_then_promote_wait(service: Service, demo: DemoSource) -> No
 def test_import_of_bad_data_exits_1_with_the_findings(service: Service, demo_with_errors: DemoSource) -> None:
     result = run("import", demo_with_errors.url, "--wait", url=service.url)
     assert result.returncode == 1
-    assert "Validation: 12 errors" in result.stdout
+    assert "Validation: 26 errors, 3 warnings" in result.stdout
     assert "31/02/2024" in result.stdout
 
 

@@ -92,6 +92,67 @@ def demo_data(
     console.print(f"Import it with: efimis-etl import 'sqlite:///{path.resolve()}' --wait")
 
 
+@app.command()
+def validate(
+    connection_string: Annotated[str, typer.Argument(help="The source's connection string (quote it).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print every finding as JSON lines.")] = False,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Also write every finding to this CSV.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="Findings to print (with --json: all).")] = 50,
+) -> None:
+    """Pre-flight: run the import's checks and rules on the source without importing anything.
+
+    Exit code 1 when there are errors (warnings alone exit 0); 2 when the source cannot be read."""
+    import csv
+
+    from efimis_etl.errors import EtlError
+    from efimis_etl.preflight import preflight
+    from efimis_etl.settings import get_settings
+    from efimis_etl.source.connstr import ConnectionStringError
+
+    out = errors if as_json else console
+    tasks: dict[str, TaskID] = {}
+    try:
+        with (
+            Progress(
+                TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), console=out
+            ) as bars,
+            preflight(
+                get_settings(),
+                connection_string,
+                on_plan=lambda plan: tasks.update({name: bars.add_task(name, total=n) for name, n in plan}),
+                on_progress=lambda table, rows: bars.update(tasks[table], completed=rows),
+            ) as report,
+        ):
+            bars.stop()
+            summary = report.summary
+            if as_json:
+                for finding in report.findings():
+                    sys.stdout.write(json.dumps(finding, ensure_ascii=False) + "\n")
+            if csv_path is not None:
+                with csv_path.open("w", newline="", encoding="utf-8") as handle:
+                    writer = csv.DictWriter(
+                        handle, fieldnames=list(summary["findings"][0]) if summary["findings"] else ["rule"]
+                    )
+                    writer.writeheader()
+                    writer.writerows(report.findings())
+            if not as_json:
+                _print_validation(summary, list(_take(report.findings(), show)))
+    except (ConnectionStringError, EtlError) as error:
+        errors.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    if summary["errors"]:
+        raise typer.Exit(1)
+
+
+def _take(rows: Any, n: int) -> Any:
+    for i, row in enumerate(rows):
+        if i >= n:
+            return
+        yield row
+
+
 def _client(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=30)
 
@@ -198,19 +259,8 @@ def _print_status(data: dict[str, Any], *, tables: bool = True) -> None:
         console.print(table)
     if data.get("failure"):
         console.print(f"[red]{data['failure']['code']}:[/] {data['failure']['reason']}")
-    validation = data.get("validation")
-    if validation:
-        colour = "red" if validation["errors"] else "green"
-        console.print(
-            f"[{colour}]Validation: {validation['errors']} errors, {validation['warnings']} warnings[/]"
-        )
-        if validation["byRule"]:
-            rules = Table("rule", "severity", "count", "what it finds")
-            for r in validation["byRule"]:
-                rules.add_row(r["rule"], r["severity"], str(r["count"]), r["description"])
-            console.print(rules)
-        for finding in validation["findings"]:
-            console.print(f"  [{finding['rule']}] {finding['message']}")
+    if data.get("validation"):
+        _print_validation(data["validation"], data["validation"]["findings"])
     promotion = data.get("promotion")
     if promotion:
         moved = Table("table", "rows", "inserted", "updated", "unchanged", title="Promotion")
@@ -219,6 +269,23 @@ def _print_status(data: dict[str, Any], *, tables: bool = True) -> None:
                 t["table"], str(t["rows"]), str(t["inserted"]), str(t["updated"]), str(t["unchanged"])
             )
         console.print(moved)
+
+
+def _print_validation(validation: dict[str, Any], findings: list[dict[str, Any]]) -> None:
+    colour = "red" if validation["errors"] else "green"
+    console.print(
+        f"[{colour}]Validation: {validation['errors']} errors, {validation['warnings']} warnings[/]"
+    )
+    if validation["byRule"]:
+        rules = Table("rule", "severity", "count", "what it finds")
+        for r in validation["byRule"]:
+            rules.add_row(r["rule"], r["severity"], str(r["count"]), r["description"])
+        console.print(rules)
+    for finding in findings:
+        console.print(f"  [{finding['rule']}] {finding['message']}", markup=False, highlight=False)
+    total = validation["errors"] + validation["warnings"]
+    if total > len(findings):
+        console.print(f"  … and {total - len(findings)} more (all of them: findings endpoint, or --csv).")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class Planted:
     rule: str
     table: str
     import_id: str
-    column: str
+    column: str | None
 
 
 def _money(value: Decimal | int | float) -> Decimal:
@@ -417,6 +417,89 @@ class _Firm:
         put("Staff", self.rows["Staff"][0]["ImportId"], "IsActive", 2, "type")
         invoice = self.rows["Invoice"][0]
         put("Invoice", invoice["ImportId"], "DueOn", "2000-01-01", "date-order")
+
+        # Each of the rows below is chosen so that breaking it trips exactly one rule.
+        taken = {(p.table, p.import_id) for p in planted}
+
+        def pick(table: str, **where: Any) -> dict[str, Any]:
+            row = next(
+                r
+                for r in self.rows[table]
+                if (table, r["ImportId"]) not in taken and all(r.get(k) == v for k, v in where.items())
+            )
+            taken.add((table, row["ImportId"]))
+            return row
+
+        def note(rule: str, table: str, row: dict[str, Any], column: str | None) -> None:
+            planted.append(Planted(rule, table, row["ImportId"], column))
+
+        row = pick("Disbursement", Status=0)
+        row["IncurredOn"] = "0001-01-01"
+        note("date-range", "Disbursement", row, "IncurredOn")
+        row = pick("Staff")
+        row["Email"] = "partner at example.com"
+        note("email-format", "Staff", row, "Email")
+        row = pick("Matter")
+        row["Currency"] = "aud"
+        note("currency-code", "Matter", row, "Currency")
+        row = pick("Contact", Type=0)
+        row["Country"] = "au"
+        note("country-code", "Contact", row, "Country")
+        row = pick("Matter", BillingMethod=1)
+        row["FixedFee"] = -row["FixedFee"]
+        note("amount-sign", "Matter", row, "FixedFee")
+        row = pick("TaxCode", ImportId="TX-FRE")
+        row["Rate"] = Decimal("150.0000")
+        note("rate-range", "TaxCode", row, "Rate")
+        row = pick("WorkItem", Status=0)
+        row["Amount"] += 50
+        note("work-item-amount", "WorkItem", row, "Amount")
+        row = pick("Contact", Type=0)
+        row["FamilyName"] = None
+        note("contact-name", "Contact", row, "FamilyName")
+        row = pick("WorkItem", Status=0)
+        row["Status"] = 1
+        note("billing-status", "WorkItem", row, "InvoiceId")
+        row = pick("WorkItem", Status=1)
+        row["MatterId"] = next(m["ImportId"] for m in matters if m["ImportId"] != row["MatterId"])
+        note("invoice-matter", "WorkItem", row, "InvoiceId")
+        row = pick("JournalEntry", ImportId="JE-OPEN")
+        next(line for line in self.rows["JournalEntryLine"] if line["ImportId"] == "JE-OPEN-2")["Credit"] -= (
+            1000
+        )
+        note("journal-unbalanced", "JournalEntry", row, None)
+        row = pick("Invoice", Status=1)
+        row["Total"] += 1
+        note("invoice-total", "Invoice", row, "Total")
+        row = pick("Invoice", Status=1)
+        row["FeesTotal"] += 10
+        row["Total"] += 10
+        note("invoice-items", "Invoice", row, "FeesTotal")
+        row = pick("Receipt")
+        row["Amount"] -= 5
+        note("allocation-exceeds-receipt", "Receipt", row, "Amount")
+        receipt = pick("Receipt")
+        receipt["Amount"] += 100
+        allocation = next(a for a in self.rows["ReceiptAllocation"] if a["ReceiptId"] == receipt["ImportId"])
+        allocation["Amount"] += 100
+        note("allocation-exceeds-invoice", "Invoice", {"ImportId": allocation["InvoiceId"]}, "Total")
+        row = pick("TrustTransaction", Type=0)
+        row["AccountId"] = "ACC-1000"
+        note("trust-account", "TrustTransaction", row, "AccountId")
+        overdrawn = self.add(
+            "TrustTransaction",
+            ImportId="TT-OVERDRAWN",
+            MatterId=matters[0]["ImportId"],
+            AccountId="ACC-T100",
+            TransactionDate="2023-05-01",
+            Type=1,
+            Amount=Decimal("100.0000"),
+            ContactId=None,
+            Reference="CHQ 1001",
+            Description="Payment to a third party without funds in trust",
+            InvoiceId=None,
+        )
+        note("trust-overdrawn", "TrustTransaction", overdrawn, "Amount")
         return planted
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from efimis_etl.errors import EtlError
 from efimis_etl.jobs.pipeline import run_import, run_promotion
-from efimis_etl.jobs.state import PROMOTABLE, Platform, State, now
+from efimis_etl.jobs.state import PROMOTABLE, VALIDATION_RAN, Platform, State, now
 from efimis_etl.jobs.worker import InProcessWorker
 from efimis_etl.promotion.promote import id_map
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
+from efimis_etl.validation.run import FindingFilter, iter_findings, list_findings
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,27 @@ class Service:
             offset=offset,
             limit=limit,
         )
+
+    def findings(
+        self, request_id: str, where: FindingFilter, *, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        return list_findings(self._validated_store(request_id), where, offset=offset, limit=limit)
+
+    def all_findings(self, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
+        return iter_findings(self._validated_store(request_id), where)
+
+    def _validated_store(self, request_id: str) -> Path:
+        request = self._request(request_id)
+        if request["state"] not in VALIDATION_RAN:
+            raise Conflict(
+                f"Import {request_id} is {request['state']}; findings exist once validation has run."
+                + (
+                    " The import failed before validation: see its failure reason."
+                    if request["state"] == State.FAILED
+                    else ""
+                )
+            )
+        return self.settings.staging_path(request_id)
 
     def _request(self, request_id: str) -> dict[str, Any]:
         request = self.platform.get(request_id, self.settings.tenant)

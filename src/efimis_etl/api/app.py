@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import csv
+import io
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from efimis_etl import __version__
@@ -17,6 +19,8 @@ from efimis_etl.api.models import (
     PROMOTION_STARTED,
     Accepted,
     ErrorBody,
+    Finding,
+    FindingsPage,
     IdMap,
     IdMapEntry,
     ImportRequest,
@@ -31,8 +35,18 @@ from efimis_etl.schema.tables import render_ddl
 from efimis_etl.service import Conflict, NotFound, Service
 from efimis_etl.settings import Settings, get_settings
 from efimis_etl.source.connstr import ConnectionStringError
+from efimis_etl.validation.run import FindingFilter
 
+CSV_COLUMNS = ["rule", "severity", "table", "importId", "column", "value", "message"]
 ERRORS = {404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+def finding_filter(
+    rule: Annotated[str | None, Query(description="Only this rule code.")] = None,
+    table: Annotated[str | None, Query(description="Only this table.")] = None,
+    severity: Annotated[Literal["error", "warning"] | None, Query()] = None,
+) -> FindingFilter:
+    return FindingFilter(rule=rule, table=table, severity=severity)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -120,6 +134,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             offset=offset,
             limit=limit,
             items=[IdMapEntry.model_validate(i) for i in items],
+        )
+
+    @app.get(
+        "/etl/import/{requestId}/findings", response_model=FindingsPage, responses=ERRORS, tags=["import"]
+    )
+    def findings(
+        requestId: str,  # noqa: N803
+        request: Request,
+        where: Annotated[FindingFilter, Depends(finding_filter)],
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    ) -> FindingsPage:
+        """Every validation finding of an import, a page at a time, filtered by rule, table or severity."""
+        total, items = service(request).findings(requestId, where, offset=offset, limit=limit)
+        return FindingsPage(
+            request_id=requestId,
+            total=total,
+            offset=offset,
+            limit=limit,
+            items=[Finding.model_validate(i) for i in items],
+        )
+
+    @app.get("/etl/import/{requestId}/findings.csv", responses=ERRORS, tags=["import"])
+    def findings_csv(
+        requestId: str,  # noqa: N803
+        request: Request,
+        where: Annotated[FindingFilter, Depends(finding_filter)],
+    ) -> StreamingResponse:
+        """All findings as CSV (rule, severity, table, importId, column, value, message)."""
+        rows = service(request).all_findings(requestId, where)  # raises 404/409 before streaming starts
+
+        def lines() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for number, row in enumerate(rows, 1):
+                writer.writerow(row)
+                if number % 1000 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue()
+
+        return StreamingResponse(
+            lines(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="findings-{requestId}.csv"'},
         )
 
     @app.get(f"/etl/schema/Efimis-{SCHEMA_VERSION}.sql", response_class=PlainTextResponse, tags=["schema"])

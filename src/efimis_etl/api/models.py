@@ -122,6 +122,14 @@ class IdMap(Body):
     items: list[IdMapEntry]
 
 
+class FindingsPage(Body):
+    request_id: str
+    total: int
+    offset: int
+    limit: int
+    items: list[Finding]
+
+
 class ErrorDetail(Body):
     code: str
     message: str

@@ -44,6 +44,9 @@ class State(enum.StrEnum):
 
 
 PROMOTABLE = frozenset({State.VALIDATED, State.PROMOTED, State.PROMOTION_FAILED})
+VALIDATION_RAN = frozenset(
+    {State.VALIDATED, State.VALIDATION_FAILED, State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED}
+)
 RUNNING = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING, State.PROMOTING})
 
 METADATA = MetaData()

@@ -61,10 +61,12 @@ class StagingStore:
         return store
 
     @classmethod
-    def open(cls, path: Path, *, attach: dict[str, Path] | None = None) -> StagingStore:
+    def open(
+        cls, path: Path, *, attach: dict[str, Path] | None = None, readonly: bool = False
+    ) -> StagingStore:
         if not path.exists():
             raise FileNotFoundError(f"staging store {path} does not exist")
-        return cls(path, sqlite_engine(path, attach=attach))
+        return cls(path, sqlite_engine(path, attach=attach, readonly=readonly))
 
     def load(
         self, entity: Entity, rows: Sequence[dict[str, Any]], findings: Sequence[dict[str, Any]]

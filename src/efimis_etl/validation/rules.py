@@ -9,7 +9,6 @@ reading (rules `type` and `precision`), which the reader records as it goes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -44,69 +43,10 @@ from efimis_etl.schema.model import (
 )
 from efimis_etl.schema.tables import PRODUCTION, STAGING
 from efimis_etl.staging.store import FINDING
+from efimis_etl.validation import business
+from efimis_etl.validation.catalogue import ERROR, RULES, WARNING, Rule
 
-ERROR, WARNING = "error", "warning"
-
-
-@dataclass(frozen=True)
-class Rule:
-    code: str
-    severity: str
-    title: str
-    fix: str
-
-
-RULES: dict[str, Rule] = {
-    r.code: r
-    for r in (
-        Rule("required", ERROR, "A required column is empty.", "Fill in the column."),
-        Rule(
-            "type",
-            ERROR,
-            "A value is not of the column's type.",
-            "Store a value of the documented type (dates as YYYY-MM-DD).",
-        ),
-        Rule(
-            "precision",
-            ERROR,
-            "A decimal has more than 4 decimal places or is too large for DECIMAL(19,4).",
-            "Round to 4 decimal places; check the value's magnitude.",
-        ),
-        Rule("max-length", ERROR, "A text is longer than the column allows.", "Shorten the text."),
-        Rule("enum", ERROR, "A value is not one of the enumeration's values.", "Use a documented value."),
-        Rule(
-            "unique-import-id",
-            ERROR,
-            "Two or more rows share an ImportId.",
-            "Give every row of the table its own ImportId.",
-        ),
-        Rule(
-            "reference-unresolved",
-            ERROR,
-            "A reference names an ImportId found neither in this import nor among promoted objects.",
-            "Correct the ImportId, include the row it refers to, or write the platform reference "
-            "(prefix_id) of an object promoted earlier.",
-        ),
-        Rule(
-            "reference-wrong-entity",
-            ERROR,
-            "A platform reference points at another kind of object.",
-            "Use a reference with the target entity's prefix, such as matter_<id> in MatterId.",
-        ),
-        Rule(
-            "reference-missing-in-production",
-            ERROR,
-            "A platform reference (prefix_id) names no object in the tenant's production data.",
-            "Copy the reference from the id map of the import that promoted the object.",
-        ),
-        Rule(
-            "date-order",
-            ERROR,
-            "Dates are out of order (closed before opened, due before issued).",
-            "Correct either date.",
-        ),
-    )
-}
+__all__ = ["ERROR", "RULES", "WARNING", "Rule", "run_rules"]
 
 # Staging tables, and the production tables as seen through the `production` attachment.
 _PRODUCTION_ATTACHED = MetaData()
@@ -299,10 +239,11 @@ def _compiled_rules() -> tuple[str, ...]:
     """The rules as SQLite text, compiled once per process: building and compiling ~300 statements
     costs far more than running them on a small import. Literals are all our own constants."""
     dialect = sqlite.dialect()
-    return tuple(
+    compiled = tuple(
         str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         for statement in validation_statements()
     )
+    return compiled + business.statements()
 
 
 def run_rules(conn: Connection) -> None:

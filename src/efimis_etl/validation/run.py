@@ -1,0 +1,119 @@
+"""Running the rules on a staging store, and reading the findings back for people.
+
+Findings live in the staging store's `_Finding` table, one row per problem, in the order the rules found
+them; the summary kept in an import's status is computed from them once, when validation ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from efimis_etl.promotion.promote import production_engine
+from efimis_etl.staging.store import FINDING, StagingStore
+from efimis_etl.validation.rules import ERROR, RULES, run_rules
+
+
+@dataclass(frozen=True)
+class FindingFilter:
+    rule: str | None = None
+    table: str | None = None
+    severity: str | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.rule:
+            query = query.where(FINDING.c.Rule == self.rule)
+        if self.table:
+            query = query.where(FINDING.c.TableName == self.table)
+        if self.severity:
+            query = query.where(FINDING.c.Severity == self.severity)
+        return query
+
+
+def validate_store(staging_path: Path, production_path: Path, *, first: int) -> dict[str, Any]:
+    """Run every rule; return the summary: counts by rule and the first `first` findings."""
+    production_engine(production_path).dispose()  # exists (maybe empty), so references can be checked
+    staging = StagingStore.open(staging_path, attach={"production": production_path})
+    try:
+        with staging.engine.begin() as conn:
+            run_rules(conn)
+        with staging.engine.connect() as conn:
+            by_rule = conn.execute(
+                select(FINDING.c.Rule, FINDING.c.Severity, func.count())
+                .group_by(FINDING.c.Rule, FINDING.c.Severity)
+                .order_by(FINDING.c.Rule)
+            ).all()
+            rows = conn.execute(select(FINDING).order_by(FINDING.c.Id).limit(first)).mappings().all()
+    finally:
+        staging.engine.dispose()
+    return {
+        "errors": sum(n for _, severity, n in by_rule if severity == ERROR),
+        "warnings": sum(n for _, severity, n in by_rule if severity != ERROR),
+        "byRule": [
+            {"rule": rule, "severity": severity, "count": n, "description": RULES[rule].title}
+            for rule, severity, n in by_rule
+        ],
+        "findings": [finding_view(dict(r)) for r in rows],
+    }
+
+
+def finding_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A finding as people read it: where, what value, what is wrong and what to do."""
+    rule = RULES[row["Rule"]]
+    where = f"{row['TableName']} {row['ImportId']!r}" if row["ImportId"] is not None else row["TableName"]
+    column = f".{row['ColumnName']}" if row["ColumnName"] else ""
+    shown = f" = {row['Value']!r}" if row["Value"] is not None else ""
+    return {
+        "rule": rule.code,
+        "severity": row["Severity"],
+        "table": row["TableName"],
+        "importId": row["ImportId"],
+        "column": row["ColumnName"],
+        "value": row["Value"],
+        "message": f"{where}{column}{shown}: {row['Detail'] or rule.title}. {rule.fix}",
+    }
+
+
+def list_findings(
+    staging_path: Path, where: FindingFilter, *, offset: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    staging = StagingStore.open(staging_path, readonly=True)
+    try:
+        with staging.engine.connect() as conn:
+            total = conn.execute(where.apply(select(func.count()).select_from(FINDING))).scalar_one()
+            rows = conn.execute(
+                where.apply(select(FINDING)).order_by(FINDING.c.Id).offset(offset).limit(limit)
+            ).mappings()
+            return total, [finding_view(dict(r)) for r in rows]
+    finally:
+        staging.engine.dispose()
+
+
+def iter_findings(staging_path: Path, where: FindingFilter, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """All findings in order, read in batches (there can be millions)."""
+    last = 0
+    staging = StagingStore.open(staging_path, readonly=True)
+    try:
+        while True:
+            with staging.engine.connect() as conn:
+                rows = (
+                    conn.execute(
+                        where.apply(select(FINDING))
+                        .where(FINDING.c.Id > last)
+                        .order_by(FINDING.c.Id)
+                        .limit(batch)
+                    )
+                    .mappings()
+                    .all()
+                )
+            if not rows:
+                return
+            for row in rows:
+                yield finding_view(dict(row))
+            last = rows[-1]["Id"]
+    finally:
+        staging.engine.dispose()
