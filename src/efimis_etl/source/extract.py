@@ -8,7 +8,7 @@ range scan on the primary key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,6 @@ from efimis_etl.schema.model import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
     SCHEMA_VERSION_ENTITY,
-    Column,
     Entity,
     Kind,
 )
@@ -142,24 +141,35 @@ def count_rows(source: SourceConnection, entity: Entity) -> int:
     return int(source.rows(select(func.count()).select_from(table))[0][0])
 
 
+Encoder = Callable[[Any], Any] | None
+
+
 @dataclass
 class Batch:
-    """Rows ready for staging, and the findings met converting them."""
+    """Rows ready for staging (tuples in the entity's column order), and the findings met converting
+    them (tuples of Rule, Severity, TableName, ImportId, ColumnName, Value, Detail)."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    findings: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def read_batches(source: SourceConnection, entity: Entity, batch_size: int) -> Iterator[Batch]:
+def read_batches(
+    source: SourceConnection, entity: Entity, batch_size: int, encoders: Sequence[Encoder] | None = None
+) -> Iterator[Batch]:
     """Yield the table in ImportId order, `batch_size` rows at a time, converted for staging.
 
-    Each query starts at the last ImportId read (`>=`, skipping the rows of that ImportId already read),
-    so rows that share an ImportId (a source table without its primary key) are all read and then
-    reported by validation, never skipped at a batch boundary.
+    Each value is converted to its exact Python value (`values`), then `encoders` (one per column, or
+    None) turn it into what the staging store keeps. Each query starts at the last ImportId read (`>=`,
+    skipping the rows of that ImportId already read), so rows that share an ImportId (a source table
+    without its primary key) are all read and then reported by validation, never skipped at a batch
+    boundary.
     """
     table = _raw_table(source, entity)
     key = table.c.ImportId
-    converters: list[tuple[str, Column, Converter]] = [(c.name, c, converter(c)) for c in entity.all_columns]
+    steps = [
+        (c.name, converter(c), encode)
+        for c, encode in zip(entity.all_columns, encoders or [None] * len(entity.all_columns), strict=True)
+    ]
     last: object = None
     already_read = 0  # rows with ImportId == last that earlier batches yielded
     while True:
@@ -172,7 +182,7 @@ def read_batches(source: SourceConnection, entity: Entity, batch_size: int) -> I
             return
         batch = Batch()
         for row in rows:
-            batch.rows.append(_convert(entity, row, converters, batch.findings))
+            batch.rows.append(_convert(entity, row, steps, batch.findings))
         yield batch
         if len(fetched) < batch_size + already_read:
             return
@@ -184,26 +194,24 @@ def read_batches(source: SourceConnection, entity: Entity, batch_size: int) -> I
 
 
 def _convert(
-    entity: Entity, row: Any, converters: list[tuple[str, Column, Converter]], findings: list[dict[str, Any]]
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for (name, _column, convert), value in zip(converters, row, strict=True):
+    entity: Entity,
+    row: Sequence[Any],
+    steps: list[tuple[str, Converter, Encoder]],
+    findings: list[tuple[Any, ...]],
+) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for (name, convert, encode), value in zip(steps, row, strict=True):
         if value is None:
-            out[name] = None
+            out.append(None)
             continue
         try:
-            out[name] = convert(value)
+            converted = convert(value)
         except Rejected as rejected:
-            out[name] = None
+            out.append(None)
+            import_id = None if row[0] is None else str(row[0])
             findings.append(
-                {
-                    "Rule": rejected.rule,
-                    "Severity": "error",
-                    "TableName": entity.name,
-                    "ImportId": None if row[0] is None else str(row[0]),
-                    "ColumnName": name,
-                    "Value": str(value)[:200],
-                    "Detail": rejected.detail,
-                }
+                (rejected.rule, "error", entity.name, import_id, name, str(value)[:200], rejected.detail)
             )
-    return out
+            continue
+        out.append(converted if encode is None else encode(converted))
+    return tuple(out)

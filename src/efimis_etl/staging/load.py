@@ -43,7 +43,7 @@ def load_from_source(
         on_plan(expected)
         for entity, (_, rows_expected) in zip(ENTITIES, expected, strict=True):
             read = 0
-            for batch in read_batches(connection, entity, batch_size):
+            for batch in read_batches(connection, entity, batch_size, staging.encoders(entity)):
                 staging.load(entity, batch.rows, batch.findings)
                 read += len(batch.rows)
                 on_progress(entity.name, read)

@@ -6,7 +6,10 @@ deleted when the import fails, so a failed import leaves nothing behind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,10 @@ from sqlalchemy import (
     Table,
     Unicode,
     UnicodeText,
-    insert,
 )
 
-from efimis_etl.schema.model import Entity
-from efimis_etl.schema.tables import STAGING
+from efimis_etl.schema.model import Entity, Kind
+from efimis_etl.schema.tables import MONEY_SCALE, STAGING
 from efimis_etl.sqlite import sqlite_engine
 
 FINDINGS = MetaData()
@@ -41,6 +43,29 @@ FINDING = Table(
     # The `required` rule looks up the reader's findings by row and column.
     Index("ix_Finding_row", "TableName", "ColumnName", "ImportId"),
 )
+
+
+def _scaled(value: Decimal) -> int:
+    # Values arrive quantized to 4 places (source.values), so this is exact.
+    return int(value.scaleb(MONEY_SCALE))
+
+
+_ENCODERS: dict[Kind, Callable[[Any], Any]] = {
+    Kind.MONEY: _scaled,
+    Kind.RATE: _scaled,
+    Kind.DATE: dt.date.isoformat,
+    Kind.BOOLEAN: int,
+}
+_FINDING_SQL = (
+    'INSERT INTO "_Finding" (Rule, Severity, TableName, ImportId, ColumnName, Value, Detail) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@cache
+def _insert_sql(entity: Entity) -> str:
+    names = ", ".join(f'"{c.name}"' for c in entity.all_columns)
+    return f'INSERT INTO "{entity.name}" ({names}) VALUES ({", ".join("?" * len(entity.all_columns))})'
 
 
 class StagingStore:
@@ -68,15 +93,20 @@ class StagingStore:
             raise FileNotFoundError(f"staging store {path} does not exist")
         return cls(path, sqlite_engine(path, attach=attach, readonly=readonly))
 
+    @staticmethod
+    def encoders(entity: Entity) -> list[Callable[[Any], Any] | None]:
+        """Per column, what turns an exact Python value into what SQLite keeps (None: as it is)."""
+        return [_ENCODERS.get(c.kind) for c in entity.all_columns]
+
     def load(
-        self, entity: Entity, rows: Sequence[dict[str, Any]], findings: Sequence[dict[str, Any]]
+        self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
     ) -> None:
-        """Append one batch of rows, and the findings met while reading it, in one transaction."""
+        """Append one batch of encoded rows, and the findings met reading it, in one transaction."""
         with self.engine.begin() as conn:
             if rows:
-                conn.execute(insert(STAGING.tables[entity.name]), list(rows))
+                conn.exec_driver_sql(_insert_sql(entity), list(rows))
             if findings:
-                conn.execute(insert(FINDING), list(findings))
+                conn.exec_driver_sql(_FINDING_SQL, list(findings))
 
     def discard(self) -> None:
         self.engine.dispose()
