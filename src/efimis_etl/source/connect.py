@@ -78,6 +78,8 @@ def _open_sql_server(source: SqlServerSource) -> SourceConnection:
         )
     except mssql_python.Error as error:
         raise explain_connect_failure(source, error) from None
+    if source.query_timeout:  # Command Timeout: per statement; the driver cancels and raises on expiry
+        connection.timeout = source.query_timeout
     return SourceConnection(connection, mssql.dialect(), source, (mssql_python.Error,))
 
 
