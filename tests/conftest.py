@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from efimis_etl.settings import Settings
 
 FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+DEMO_SECRET = "test-demo-client-secret"
 
 
 @dataclass
@@ -60,6 +62,15 @@ class Service:
         return self.wait(request_id)
 
 
+def token(client: httpx.Client, client_id: str = "demo", secret: str = DEMO_SECRET) -> str:
+    response = client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,12 +79,15 @@ def _free_port() -> int:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", batch_size=50)
+    return Settings(data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET)
 
 
-@pytest.fixture
-def service(settings: Settings) -> Iterator[Service]:
-    """The real app served by uvicorn on a loopback port, driven over HTTP."""
+@contextmanager
+def _serve(tmp_path: Path, **overrides: Any) -> Iterator[Service]:
+    """The real app served by uvicorn on a loopback port, driven over HTTP with the demo client's token."""
+    settings = overrides.pop("settings", None) or Settings(
+        data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET, **overrides
+    )
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -82,13 +96,22 @@ def service(settings: Settings) -> Iterator[Service]:
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
-        assert time.monotonic() < deadline, "service did not start"
+        assert time.monotonic() < deadline and thread.is_alive(), "service did not start"
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=30) as client:
-        yield Service(url, client, settings)
-    server.should_exit = True
-    thread.join(10)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            client.headers["Authorization"] = f"Bearer {token(client)}"
+            yield Service(url, client, settings)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def service(settings: Settings, tmp_path: Path) -> Iterator[Service]:
+    with _serve(tmp_path, settings=settings) as running:
+        yield running
 
 
 @dataclass

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import DemoSource, Service
+from conftest import DEMO_SECRET, DemoSource, Service
 from efimis_etl.demo import row_counts
 from efimis_etl.schema.tables import render_ddl
 
@@ -15,7 +15,13 @@ CLI = [sys.executable, "-m", "efimis_etl.cli"]
 
 
 def run(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EFIMIS_POLL_SECONDS": "0.05", "COLUMNS": "160"}
+    env = {
+        **os.environ,
+        "EFIMIS_POLL_SECONDS": "0.05",
+        "COLUMNS": "160",
+        "EFIMIS_CLIENT_ID": "demo",
+        "EFIMIS_CLIENT_SECRET": DEMO_SECRET,
+    }
     if url:
         env["EFIMIS_URL"] = url
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120, check=False)

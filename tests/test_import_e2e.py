@@ -359,6 +359,7 @@ def _pg_value(value: Any, column: Any) -> Any:
 
 def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
     from efimis_etl.jobs.state import Platform
+    from efimis_etl.service import Caller
     from efimis_etl.service import Service as Use
     from efimis_etl.settings import Settings
 
@@ -369,7 +370,7 @@ def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
     write_demo_source(tmp_path / "unused.db")  # a second file in the tree must not be touched
     service = Use.embedded(settings)
     try:
-        status = service.status(request_id)
+        status = service.status(Caller("default", "test"), request_id)
         assert status["state"] == "Failed" and status["failure_code"] == "interrupted"
     finally:
         service.worker.stop()

@@ -153,13 +153,31 @@ def _take(rows: Any, n: int) -> Any:
         yield row
 
 
-def _client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=30)
+def _token(client: httpx.Client) -> str:
+    """A bearer token: EFIMIS_TOKEN as given, else one from the service's built-in issuer."""
+    if token := os.environ.get("EFIMIS_TOKEN"):
+        return token
+    client_id, secret = os.environ.get("EFIMIS_CLIENT_ID"), os.environ.get("EFIMIS_CLIENT_SECRET")
+    if not client_id or not secret:
+        errors.print(
+            "[red]No credentials:[/] set EFIMIS_CLIENT_ID and EFIMIS_CLIENT_SECRET (the demo client's are "
+            "printed when the service first starts), or EFIMIS_TOKEN."
+        )
+        raise typer.Exit(2)
+    response = client.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    if response.status_code != 200:
+        errors.print(f"[red]Could not get a token ({response.status_code}):[/] {response.text}")
+        raise typer.Exit(2)
+    return str(response.json()["access_token"])
 
 
 def _call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
-        with _client(url) as client:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            client.headers["Authorization"] = f"Bearer {_token(client)}"
             response = client.request(method, path, json=body)
     except httpx.HTTPError as error:
         errors.print(f"[red]Cannot reach the service at {url}:[/] {error}. Start it with: efimis-etl serve")

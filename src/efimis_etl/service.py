@@ -15,6 +15,7 @@ from efimis_etl.jobs.worker import InProcessWorker
 from efimis_etl.promotion.promote import id_map
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
+from efimis_etl.source.policy import check_source
 from efimis_etl.validation.run import FindingFilter, iter_findings, list_findings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,19 @@ class NotFound(EtlError):
 
 class Conflict(EtlError):
     code = "invalid-state"
+
+
+class TooManyImports(EtlError):
+    code = "too-many-imports"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the tenant and client from their token, and where the request came from."""
+
+    tenant: str
+    client_id: str
+    remote_address: str | None = None
 
 
 @dataclass
@@ -69,35 +83,55 @@ class Service:
                 )
                 self.settings.staging_path(request["id"]).unlink(missing_ok=True)
 
-    def submit_import(self, connection_string: str) -> str:
-        source = parse_connection_string(connection_string)  # raises ConnectionStringError (a ValueError)
-        tenant = self.settings.tenant
+    def submit_import(self, caller: Caller, connection_string: str) -> str:
+        try:
+            source = parse_connection_string(connection_string)
+            check_source(
+                source,
+                allowed_networks=self.settings.allowed_networks,
+                allow_dev_sources=self.settings.allow_dev_sources,
+            )
+        except ValueError as error:  # ConnectionStringError, SourceRefused: messages hold no secret
+            self._audit(caller, "import-submitted", "refused", detail=str(error))
+            raise
+        if self.platform.running(caller.tenant) >= self.settings.max_running_imports:
+            self._audit(caller, "import-submitted", "refused", detail="too many running imports")
+            raise TooManyImports(
+                f"Tenant {caller.tenant} already has {self.settings.max_running_imports} imports queued or "
+                "running: wait for one to finish."
+            )
+        tenant = caller.tenant
         request_id = self.platform.create(tenant, source.describe())
+        self._audit(caller, "import-submitted", "queued", request_id=request_id, detail=source.describe())
         self.worker.submit(lambda: run_import(self.settings, self.platform, request_id, tenant, source))
-        log.info("import %s queued from %s", request_id, source.describe())
+        log.info("import %s queued for tenant %s from %s", request_id, tenant, source.describe())
         return request_id
 
-    def request_promotion(self, request_id: str) -> str:
-        request = self._request(request_id)
+    def request_promotion(self, caller: Caller, request_id: str) -> str:
+        request = self._request(caller, request_id)
         if not self.platform.transition(
             request_id, PROMOTABLE, State.PROMOTING, promotion_requested_at=now(), promotion_finished_at=None
         ):
-            current = self._request(request_id)["state"]
+            current = self._request(caller, request_id)["state"]
+            self._audit(caller, "promotion-requested", "refused", request_id=request_id, detail=current)
             raise Conflict(
                 f"Import {request_id} is {current}; only an import that is Validated (or already "
                 "Promoted, or whose promotion failed) can be promoted."
                 + (" Fix the findings and import again." if current == State.VALIDATION_FAILED else "")
             )
+        self._audit(caller, "promotion-requested", "queued", request_id=request_id)
         tenant = request["tenant"]
         self.worker.submit(lambda: run_promotion(self.settings, self.platform, request_id, tenant))
         return request_id
 
-    def status(self, request_id: str) -> dict[str, Any]:
-        request = self._request(request_id)
+    def status(self, caller: Caller, request_id: str) -> dict[str, Any]:
+        request = self._request(caller, request_id)
         return {**request, "tables": self.platform.tables(request_id)}
 
-    def id_map(self, request_id: str, *, offset: int, limit: int) -> tuple[int, list[dict[str, str]]]:
-        request = self._request(request_id)
+    def id_map(
+        self, caller: Caller, request_id: str, *, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, str]]]:
+        request = self._request(caller, request_id)
         if request["state"] != State.PROMOTED:
             raise Conflict(
                 f"Import {request_id} is {request['state']}; the id map exists once it is Promoted."
@@ -110,15 +144,18 @@ class Service:
         )
 
     def findings(
-        self, request_id: str, where: FindingFilter, *, offset: int, limit: int
+        self, caller: Caller, request_id: str, where: FindingFilter, *, offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
-        return list_findings(self._validated_store(request_id), where, offset=offset, limit=limit)
+        return list_findings(self._validated_store(caller, request_id), where, offset=offset, limit=limit)
 
-    def all_findings(self, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
-        return iter_findings(self._validated_store(request_id), where)
+    def all_findings(self, caller: Caller, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
+        return iter_findings(self._validated_store(caller, request_id), where)
 
-    def _validated_store(self, request_id: str) -> Path:
-        request = self._request(request_id)
+    def audit_events(self, caller: Caller, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        return self.platform.audit_events(caller.tenant, offset=offset, limit=limit)
+
+    def _validated_store(self, caller: Caller, request_id: str) -> Path:
+        request = self._request(caller, request_id)
         if request["state"] not in VALIDATION_RAN:
             raise Conflict(
                 f"Import {request_id} is {request['state']}; findings exist once validation has run."
@@ -130,8 +167,14 @@ class Service:
             )
         return self.settings.staging_path(request_id)
 
-    def _request(self, request_id: str) -> dict[str, Any]:
-        request = self.platform.get(request_id, self.settings.tenant)
+    def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:
+        # Another tenant's request is indistinguishable from one that does not exist.
+        request = self.platform.get(request_id, caller.tenant)
         if request is None:
             raise NotFound(f"No import request {request_id!r}.")
         return request
+
+    def _audit(self, caller: Caller, action: str, outcome: str, **fields: Any) -> None:
+        self.platform.audit(
+            caller.tenant, caller.client_id, action, outcome, remote_address=caller.remote_address, **fields
+        )

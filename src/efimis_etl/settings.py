@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+EMBEDDED_ISSUER = "urn:efimis-etl:embedded"
 
 
 class Settings(BaseSettings):
@@ -18,13 +21,43 @@ class Settings(BaseSettings):
     )
     tenant: str = Field(
         "default",
-        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
-        description="The tenant this service imports into (until authentication brings it per request).",
+        pattern=TENANT_PATTERN,
+        description="The demo client's tenant on the embedded default, and the pre-flight's tenant.",
     )
     batch_size: int = Field(5000, ge=1, le=100_000, description="Rows read from the source per batch.")
     findings_in_status: int = Field(20, ge=0, le=1000, description="Findings shown in the status.")
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # Authentication: OAuth 2.0 client-credentials bearer tokens (JWT).
+    auth_issuer: str = Field(
+        EMBEDDED_ISSUER,
+        description="The token issuer (iss). The default is the built-in token endpoint POST /oauth2/token.",
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="Where the issuer publishes its keys (JWKS); unset means the built-in issuer."
+    )
+    auth_audience: str = Field("efimis-etl", description="The audience (aud) tokens must carry.")
+    tenant_claim: str = Field("tenant", description="The token claim that names the caller's tenant.")
+    token_ttl_seconds: int = Field(3600, ge=60, le=86_400)
+    demo_client_id: str = Field(
+        "demo", description="The built-in issuer's demo client, created on first start."
+    )
+    demo_client_secret: SecretStr | None = Field(
+        None, description="The demo client's secret; when unset one is generated and printed once."
+    )
+
+    # Hostile input.
+    allowed_networks: list[str] = Field(
+        ["127.0.0.0/8", "::1/128"],
+        description="Non-public networks a source may be in (loopback on the embedded default, for the demo). "
+        "Everything else that is not a public address (private, link-local, cloud metadata) is refused.",
+    )
+    allow_dev_sources: bool = Field(True, description="Accept sqlite:/// and postgresql:// sources.")
+    max_body_bytes: int = Field(65_536, ge=1024, description="Largest request body accepted.")
+    max_running_imports: int = Field(
+        4, ge=1, description="Imports a tenant may have queued or running at once."
+    )
 
     @property
     def platform_url(self) -> str:

@@ -12,7 +12,15 @@ PROMOTION_STARTED = "Promotion to production started."
 MAX_CONNECTION_STRING = 8192
 
 
-class Body(BaseModel):
+class Out(BaseModel):
+    """A response body: camelCase on the wire."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Body(Out):
+    """A request body: unknown fields are refused rather than silently dropped."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
@@ -32,32 +40,32 @@ class PromoteRequest(Body):
     )
 
 
-class Accepted(Body):
+class Accepted(Out):
     message: str
     request_id: str
 
 
-class TableProgress(Body):
+class TableProgress(Out):
     table: str
     rows_expected: int | None
     rows_read: int
     rows_loaded: int
 
 
-class Progress(Body):
+class Progress(Out):
     rows_expected: int | None
     rows_loaded: int
     percent: float | None = Field(description="Rows loaded as a percentage of rows counted in the source.")
 
 
-class RuleCount(Body):
+class RuleCount(Out):
     rule: str
     severity: str
     count: int
     description: str
 
 
-class Finding(Body):
+class Finding(Out):
     rule: str
     severity: str
     table: str
@@ -67,14 +75,14 @@ class Finding(Body):
     message: str
 
 
-class Validation(Body):
+class Validation(Out):
     errors: int
     warnings: int
     by_rule: list[RuleCount]
     findings: list[Finding] = Field(description="The first findings, in the order the rules found them.")
 
 
-class TablePromotion(Body):
+class TablePromotion(Out):
     table: str
     rows: int
     inserted: int
@@ -82,16 +90,16 @@ class TablePromotion(Body):
     unchanged: int
 
 
-class Promotion(Body):
+class Promotion(Out):
     tables: list[TablePromotion]
 
 
-class Failure(Body):
+class Failure(Out):
     code: str
     reason: str
 
 
-class ImportStatus(Body):
+class ImportStatus(Out):
     request_id: str
     state: str
     source: str = Field(description="The source database, described without its password.")
@@ -108,13 +116,13 @@ class ImportStatus(Body):
     failure: Failure | None
 
 
-class IdMapEntry(Body):
+class IdMapEntry(Out):
     entity: str
     import_id: str
     reference: str = Field(description="The platform reference, such as matter_<32 hex digits>.")
 
 
-class IdMap(Body):
+class IdMap(Out):
     request_id: str
     total: int
     offset: int
@@ -122,7 +130,7 @@ class IdMap(Body):
     items: list[IdMapEntry]
 
 
-class FindingsPage(Body):
+class FindingsPage(Out):
     request_id: str
     total: int
     offset: int
@@ -130,12 +138,29 @@ class FindingsPage(Body):
     items: list[Finding]
 
 
-class ErrorDetail(Body):
+class AuditEvent(Out):
+    at: str
+    actor: str = Field(description="The client id from the token, or 'worker' for a job's outcome.")
+    action: str
+    request_id: str | None
+    remote_address: str | None
+    outcome: str
+    detail: str | None
+
+
+class AuditPage(Out):
+    total: int
+    offset: int
+    limit: int
+    items: list[AuditEvent]
+
+
+class ErrorDetail(Out):
     code: str
     message: str
 
 
-class ErrorBody(Body):
+class ErrorBody(Out):
     error: ErrorDetail
 
 

@@ -11,11 +11,12 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from efimis_etl.errors import EtlError
+from efimis_etl.errors import EtlError, SourceError
 from efimis_etl.jobs.state import Platform, State, now
 from efimis_etl.promotion.promote import promote
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import Source, redact
+from efimis_etl.source.policy import SourceRefused, check_source
 from efimis_etl.staging.load import load_from_source
 from efimis_etl.staging.store import StagingStore
 from efimis_etl.validation.run import validate_store
@@ -28,6 +29,14 @@ def run_import(settings: Settings, platform: Platform, request_id: str, tenant: 
         return  # already handled by an earlier delivery of this job
     staging: StagingStore | None = None
     try:
+        try:  # again at connect time: the host's address may have changed since it was submitted
+            check_source(
+                source,
+                allowed_networks=settings.allowed_networks,
+                allow_dev_sources=settings.allow_dev_sources,
+            )
+        except SourceRefused as refused:
+            raise SourceError(str(refused), code="source-refused") from None
         staging = StagingStore.create(settings.staging_path(request_id))
         load_from_source(
             source,
@@ -46,6 +55,7 @@ def run_import(settings: Settings, platform: Platform, request_id: str, tenant: 
         platform.transition(
             request_id, [State.VALIDATING], outcome, validation=validation, import_finished_at=now()
         )
+        platform.audit(tenant, "worker", "import-finished", outcome, request_id=request_id)
         log.info("import %s: %s", request_id, outcome)
     except Exception as error:
         code, reason = _reason(error)
@@ -65,6 +75,7 @@ def run_import(settings: Settings, platform: Platform, request_id: str, tenant: 
             failure_reason=reason,
             import_finished_at=now(),
         )
+        platform.audit(tenant, "worker", "import-finished", State.FAILED, request_id=request_id, detail=code)
 
 
 def run_promotion(settings: Settings, platform: Platform, request_id: str, tenant: str) -> None:
@@ -80,6 +91,9 @@ def run_promotion(settings: Settings, platform: Platform, request_id: str, tenan
             failure_code=code,
             failure_reason=f"{reason} Production is unchanged; promote again once this is fixed.",
             promotion_finished_at=now(),
+        )
+        platform.audit(
+            tenant, "worker", "promotion-finished", State.PROMOTION_FAILED, request_id=request_id, detail=code
         )
         return
     summary = {
@@ -103,6 +117,7 @@ def run_promotion(settings: Settings, platform: Platform, request_id: str, tenan
         failure_code=None,
         failure_reason=None,
     )
+    platform.audit(tenant, "worker", "promotion-finished", State.PROMOTED, request_id=request_id)
     log.info("promotion %s: done", request_id)
 
 

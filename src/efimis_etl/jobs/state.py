@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     UnicodeText,
+    func,
     insert,
     select,
     update,
@@ -78,6 +79,21 @@ IMPORT_TABLE = Table(
     Column("rows_read", Integer, nullable=False, default=0),
     Column("rows_loaded", Integer, nullable=False, default=0),
     PrimaryKeyConstraint("request_id", "name"),
+)
+
+
+AUDIT_EVENT = Table(
+    "audit_event",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(32), nullable=False),
+    Column("tenant", String(63), nullable=False, index=True),
+    Column("actor", String(100), nullable=False),  # the client id, or "worker" for job outcomes
+    Column("action", String(40), nullable=False),
+    Column("request_id", String(32)),
+    Column("remote_address", String(64)),
+    Column("outcome", String(40), nullable=False),
+    Column("detail", UnicodeText),  # never a secret: descriptions and reasons are redacted before this
 )
 
 
@@ -167,6 +183,57 @@ class Platform:
             conn.execute(
                 update(IMPORT_REQUEST).where(IMPORT_REQUEST.c.id == request_id).values(updated_at=now())
             )
+
+    def running(self, tenant: str) -> int:
+        """How many imports of the tenant are queued or running."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        IMPORT_REQUEST.c.tenant == tenant,
+                        IMPORT_REQUEST.c.state.in_([State.QUEUED, State.IMPORTING, State.VALIDATING]),
+                    )
+                ).scalar_one()
+            )
+
+    def audit(
+        self,
+        tenant: str,
+        actor: str,
+        action: str,
+        outcome: str,
+        *,
+        request_id: str | None = None,
+        remote_address: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(AUDIT_EVENT).values(
+                    at=now(),
+                    tenant=tenant,
+                    actor=actor,
+                    action=action,
+                    request_id=request_id,
+                    remote_address=remote_address,
+                    outcome=outcome,
+                    detail=detail,
+                )
+            )
+
+    def audit_events(self, tenant: str, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(AUDIT_EVENT).where(AUDIT_EVENT.c.tenant == tenant)
+            ).scalar_one()
+            rows = conn.execute(
+                select(AUDIT_EVENT)
+                .where(AUDIT_EVENT.c.tenant == tenant)
+                .order_by(AUDIT_EVENT.c.id.desc())
+                .offset(offset)
+                .limit(limit)
+            ).mappings()
+            return int(total), [dict(r) for r in rows]
 
     def interrupted(self) -> list[dict[str, Any]]:
         """Requests a previous process left running: their jobs died with it."""

@@ -1,0 +1,216 @@
+"""Who may call the API: OAuth 2.0 client-credentials bearer tokens (JWT, RS256), as the Efimis APIs do.
+
+Two halves:
+- `TokenVerifier` checks a bearer token's signature, expiry, issuer and audience, and reads the caller's
+  tenant from a claim. Keys come from the configured issuer's JWKS, or from the built-in issuer.
+- `EmbeddedIssuer`, for the embedded default only, is that built-in issuer: it keeps an RSA signing key
+  under the data directory, a table of clients (secrets stored as scrypt hashes, never in clear), and
+  issues tokens at `POST /oauth2/token`. A demo client is created on first start and its secret printed
+  once, so the README's commands work without an outside identity provider.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import Column, Engine, MetaData, String, Table, insert, select
+
+from efimis_etl.settings import EMBEDDED_ISSUER, TENANT_PATTERN, Settings
+
+log = logging.getLogger(__name__)
+ALGORITHM = "RS256"
+
+CLIENTS = MetaData()
+OAUTH_CLIENT = Table(
+    "oauth_client",
+    CLIENTS,
+    Column("client_id", String(100), primary_key=True),
+    Column("secret_hash", String(200), nullable=False),
+    Column("tenant", String(63), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+
+class AuthError(Exception):
+    """The caller is not authenticated; the message says why (never echoing the token)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    client_id: str
+
+
+def _hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def _secret_matches(secret: str, stored: str) -> bool:
+    _, salt, _ = stored.split("$")
+    return hmac.compare_digest(_hash_secret(secret, base64.b64decode(salt)), stored)
+
+
+class EmbeddedIssuer:
+    """The built-in token issuer of the embedded default."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        with engine.begin() as conn:
+            CLIENTS.create_all(conn)
+        self._key = self._load_or_create_key(settings.data_dir / "identity" / "signing-key.pem")
+        public = self._key.public_key()
+        self.kid = hashlib.sha256(
+            public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        ).hexdigest()[:16]
+        self._public_jwk = {
+            **json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public)),
+            "kid": self.kid,
+            "use": "sig",
+            "alg": ALGORITHM,
+        }
+
+    @staticmethod
+    def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            assert isinstance(key, rsa.RSAPrivateKey)
+            return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+        return key
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self._public_jwk]}
+
+    def ensure_demo_client(self) -> str | None:
+        """Create the demo client on first start; return its secret if it was generated (to print once)."""
+        settings = self.settings
+        with self.engine.connect() as conn:
+            exists = conn.execute(
+                select(OAUTH_CLIENT.c.client_id).where(OAUTH_CLIENT.c.client_id == settings.demo_client_id)
+            ).first()
+        if exists:
+            return None
+        given = settings.demo_client_secret.get_secret_value() if settings.demo_client_secret else None
+        secret = given or secrets.token_urlsafe(32)
+        self.register(settings.demo_client_id, secret, settings.tenant)
+        return None if given else secret
+
+    def register(self, client_id: str, secret: str, tenant: str) -> None:
+        if not re.fullmatch(TENANT_PATTERN, tenant):
+            raise ValueError(f"tenant {tenant!r} must match {TENANT_PATTERN}")
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(OAUTH_CLIENT).values(
+                    client_id=client_id,
+                    secret_hash=_hash_secret(secret),
+                    tenant=tenant,
+                    created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                )
+            )
+
+    def issue(self, client_id: str, secret: str) -> dict[str, Any]:
+        """An access token for valid client credentials (RFC 6749 §4.4), else AuthError."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(OAUTH_CLIENT).where(OAUTH_CLIENT.c.client_id == client_id))
+                .mappings()
+                .first()
+            )
+        if row is None or not _secret_matches(secret, row["secret_hash"]):
+            raise AuthError("Unknown client or wrong client secret.")
+        now = int(time.time())
+        claims = {
+            "iss": self.settings.auth_issuer,
+            "sub": client_id,
+            "aud": self.settings.auth_audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.settings.token_ttl_seconds,
+            self.settings.tenant_claim: row["tenant"],
+        }
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.settings.token_ttl_seconds}
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the issuer's keys."""
+
+    def __init__(self, settings: Settings, issuer: EmbeddedIssuer | None) -> None:
+        self.settings = settings
+        self._embedded = issuer
+        self._jwks = (
+            jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True) if settings.auth_jwks_url else None
+        )
+        if self._jwks is None and (issuer is None or settings.auth_issuer != EMBEDDED_ISSUER):
+            raise ValueError("Set EFIMIS_AUTH_JWKS_URL for an outside issuer (EFIMIS_AUTH_ISSUER).")
+
+    def verify(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise AuthError("Missing bearer token: send Authorization: Bearer <access token>.")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("The Authorization header must be: Bearer <access token>.")
+        try:
+            key = self._key_for(token.strip())
+            claims = jwt.decode(
+                token.strip(),
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.settings.auth_audience,
+                issuer=self.settings.auth_issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("The access token has expired: request a new one.") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError(
+                f"The access token is not for this service (audience must be "
+                f"{self.settings.auth_audience!r})."
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("The access token comes from another issuer.") from None
+        except (jwt.PyJWTError, ValueError) as error:
+            raise AuthError(f"The access token is not valid ({type(error).__name__}).") from None
+        tenant = claims.get(self.settings.tenant_claim)
+        if not isinstance(tenant, str) or not tenant:
+            raise AuthError(
+                f"The access token has no {self.settings.tenant_claim!r} claim naming the tenant."
+            )
+        if not re.fullmatch(TENANT_PATTERN, tenant):
+            raise AuthError("The access token's tenant is not a valid tenant name.")
+        return Principal(tenant=tenant, client_id=str(claims["sub"]))
+
+    def _key_for(self, token: str) -> Any:
+        if self._jwks is not None:
+            return self._jwks.get_signing_key_from_jwt(token).key
+        assert self._embedded is not None
+        header = jwt.get_unverified_header(token)
+        if header.get("kid") != self._embedded.kid:
+            raise ValueError("unknown signing key")
+        return self._embedded._key.public_key()
