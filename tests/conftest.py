@@ -31,6 +31,14 @@ class Service:
     url: str
     client: httpx.Client
     settings: Settings
+    app: Any
+
+    def production_rows(self, tenant: str = "default") -> dict[str, list[tuple[Any, ...]]]:
+        """Every production row of the tenant, by table, ordered by ImportId, values decoded."""
+        return dict(self.app.state.service.stores.production_rows(tenant))
+
+    def staging_exists(self, request_id: str) -> bool:
+        return bool(self.app.state.service.stores.staging_exists(request_id))
 
     def import_(self, connection_string: str) -> str:
         response = self.client.post("/etl/import", json={"connectionString": connection_string})
@@ -89,9 +97,8 @@ def _serve(tmp_path: Path, **overrides: Any) -> Iterator[Service]:
         data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET, **overrides
     )
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -102,7 +109,7 @@ def _serve(tmp_path: Path, **overrides: Any) -> Iterator[Service]:
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             client.headers["Authorization"] = f"Bearer {token(client)}"
-            yield Service(url, client, settings)
+            yield Service(url, client, settings, app)
     finally:
         server.should_exit = True
         thread.join(10)

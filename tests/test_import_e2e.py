@@ -6,6 +6,7 @@ import re
 import socket
 import sqlite3
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,7 @@ PASSWORD = "S3cret-Pa55;word"
 
 
 def _production_rows(service: Service) -> dict[str, list[tuple[Any, ...]]]:
-    path = service.settings.production_path(service.settings.tenant)
-    with sqlite3.connect(path) as connection:
-        return {
-            e.name: connection.execute(f'SELECT * FROM "{e.name}" ORDER BY ImportId').fetchall()
-            for e in ENTITIES
-        }
+    return service.production_rows()
 
 
 def _platform_ids(service: Service) -> dict[tuple[str, str], str]:
@@ -157,7 +153,7 @@ def test_a_later_import_adds_work_to_a_matter_promoted_earlier(
     assert service.wait_promoted(request_id)["state"] == "Promoted"
     row = next(r for r in _production_rows(service)["WorkItem"] if r[0] == "WI-LATER-1")
     assert (row[3], row[4]) == (matter, staff)
-    assert row[9] == 2_000_000  # 200.0000 kept exactly, as ten-thousandths
+    assert row[9] == Decimal("200.0000")  # kept exactly
 
 
 def test_planted_errors_block_promotion(service: Service, demo_with_errors: DemoSource) -> None:
@@ -195,8 +191,7 @@ def test_promote_before_validation_finished_names_the_state(service: Service, de
 
 
 def _assert_production_empty(service: Service) -> None:
-    path = service.settings.production_path(service.settings.tenant)
-    assert not path.exists() or not any(_production_rows(service).values())
+    assert not any(_production_rows(service).values())
 
 
 def _expect_failure(service: Service, connection_string: str, *fragments: str) -> dict[str, Any]:
@@ -205,7 +200,7 @@ def _expect_failure(service: Service, connection_string: str, *fragments: str) -
     assert status["state"] == "Failed", status
     for fragment in fragments:
         assert fragment in status["failure"]["reason"], status["failure"]
-    assert not service.settings.staging_path(request_id).exists()
+    assert not service.staging_exists(request_id)
     assert service.client.get("/health").json()["status"] == "ok"
     _assert_production_empty(service)
     return status
@@ -342,7 +337,7 @@ def test_a_connection_dropped_mid_read_fails_cleanly(service: Service, demo: Dem
     assert status["state"] == "Failed"
     assert status["failure"]["code"] == "source-read-failed"
     assert "Reading the source failed" in status["failure"]["reason"]
-    assert not service.settings.staging_path(request_id).exists()
+    assert not service.staging_exists(request_id)
     _assert_production_empty(service)
     assert service.client.get("/health").status_code == 200
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from efimis_etl.errors import EtlError
 from efimis_etl.jobs.pipeline import run_import, run_promotion
 from efimis_etl.jobs.state import PROMOTABLE, VALIDATION_RAN, Platform, State, now
 from efimis_etl.jobs.worker import InProcessWorker
-from efimis_etl.promotion.promote import id_map
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.source.policy import check_source
-from efimis_etl.validation.run import FindingFilter, iter_findings, list_findings
+from efimis_etl.stores import SqliteStores, TenantStores
+from efimis_etl.validation.run import FindingFilter
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +45,18 @@ class Caller:
 class Service:
     settings: Settings
     platform: Platform
+    stores: TenantStores
     worker: InProcessWorker
 
     @classmethod
     def embedded(cls, settings: Settings) -> Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        service = cls(settings, Platform(settings.data_dir / "platform.sqlite"), InProcessWorker())
+        service = cls(
+            settings,
+            Platform(settings.data_dir / "platform.sqlite"),
+            SqliteStores(settings),
+            InProcessWorker(),
+        )
         service.recover()
         service.worker.start()
         return service
@@ -81,7 +86,7 @@ class Service:
                     "Submit the import again.",
                     import_finished_at=now(),
                 )
-                self.settings.staging_path(request["id"]).unlink(missing_ok=True)
+                self.stores.discard_staging(request["id"])
 
     def submit_import(self, caller: Caller, connection_string: str) -> str:
         try:
@@ -103,7 +108,9 @@ class Service:
         tenant = caller.tenant
         request_id = self.platform.create(tenant, source.describe())
         self._audit(caller, "import-submitted", "queued", request_id=request_id, detail=source.describe())
-        self.worker.submit(lambda: run_import(self.settings, self.platform, request_id, tenant, source))
+        self.worker.submit(
+            lambda: run_import(self.settings, self.platform, self.stores, request_id, tenant, source)
+        )
         log.info("import %s queued for tenant %s from %s", request_id, tenant, source.describe())
         return request_id
 
@@ -121,7 +128,7 @@ class Service:
             )
         self._audit(caller, "promotion-requested", "queued", request_id=request_id)
         tenant = request["tenant"]
-        self.worker.submit(lambda: run_promotion(self.settings, self.platform, request_id, tenant))
+        self.worker.submit(lambda: run_promotion(self.platform, self.stores, request_id, tenant))
         return request_id
 
     def status(self, caller: Caller, request_id: str) -> dict[str, Any]:
@@ -136,25 +143,20 @@ class Service:
             raise Conflict(
                 f"Import {request_id} is {request['state']}; the id map exists once it is Promoted."
             )
-        return id_map(
-            self.settings.production_path(request["tenant"]),
-            self.settings.staging_path(request_id),
-            offset=offset,
-            limit=limit,
-        )
+        return self.stores.id_map(request_id, request["tenant"], offset=offset, limit=limit)
 
     def findings(
         self, caller: Caller, request_id: str, where: FindingFilter, *, offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
-        return list_findings(self._validated_store(caller, request_id), where, offset=offset, limit=limit)
+        return self.stores.findings(self._validated(caller, request_id), where, offset=offset, limit=limit)
 
     def all_findings(self, caller: Caller, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
-        return iter_findings(self._validated_store(caller, request_id), where)
+        return self.stores.iter_findings(self._validated(caller, request_id), where)
 
     def audit_events(self, caller: Caller, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         return self.platform.audit_events(caller.tenant, offset=offset, limit=limit)
 
-    def _validated_store(self, caller: Caller, request_id: str) -> Path:
+    def _validated(self, caller: Caller, request_id: str) -> str:
         request = self._request(caller, request_id)
         if request["state"] not in VALIDATION_RAN:
             raise Conflict(
@@ -165,7 +167,7 @@ class Service:
                     else ""
                 )
             )
-        return self.settings.staging_path(request_id)
+        return request_id
 
     def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:
         # Another tenant's request is indistinguishable from one that does not exist.

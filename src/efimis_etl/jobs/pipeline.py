@@ -13,21 +13,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from efimis_etl.errors import EtlError, SourceError
 from efimis_etl.jobs.state import Platform, State, now
-from efimis_etl.promotion.promote import promote
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import Source, redact
 from efimis_etl.source.policy import SourceRefused, check_source
 from efimis_etl.staging.load import load_from_source
-from efimis_etl.staging.store import StagingStore
-from efimis_etl.validation.run import validate_store
+from efimis_etl.stores import TenantStores
 
 log = logging.getLogger(__name__)
 
 
-def run_import(settings: Settings, platform: Platform, request_id: str, tenant: str, source: Source) -> None:
+def run_import(
+    settings: Settings, platform: Platform, stores: TenantStores, request_id: str, tenant: str, source: Source
+) -> None:
     if not platform.transition(request_id, [State.QUEUED], State.IMPORTING, import_started_at=now()):
         return  # already handled by an earlier delivery of this job
-    staging: StagingStore | None = None
     try:
         try:  # again at connect time: the host's address may have changed since it was submitted
             check_source(
@@ -37,20 +36,19 @@ def run_import(settings: Settings, platform: Platform, request_id: str, tenant: 
             )
         except SourceRefused as refused:
             raise SourceError(str(refused), code="source-refused") from None
-        staging = StagingStore.create(settings.staging_path(request_id))
-        load_from_source(
-            source,
-            staging,
-            batch_size=settings.batch_size,
-            on_plan=lambda expected: platform.plan_tables(request_id, expected),
-            on_progress=lambda table, rows: platform.progress(request_id, table, rows, rows),
-        )
+        staging = stores.create_staging(request_id)
+        try:
+            load_from_source(
+                source,
+                staging,
+                batch_size=settings.batch_size,
+                on_plan=lambda expected: platform.plan_tables(request_id, expected),
+                on_progress=lambda table, rows: platform.progress(request_id, table, rows, rows),
+            )
+        finally:
+            stores.close_staging(staging)
         platform.transition(request_id, [State.IMPORTING], State.VALIDATING)
-        validation = validate_store(
-            settings.staging_path(request_id),
-            settings.production_path(tenant),
-            first=settings.findings_in_status,
-        )
+        validation = stores.validate(request_id, tenant, first=settings.findings_in_status)
         outcome = State.VALIDATION_FAILED if validation["errors"] else State.VALIDATED
         platform.transition(
             request_id, [State.VALIDATING], outcome, validation=validation, import_finished_at=now()
@@ -65,8 +63,7 @@ def run_import(settings: Settings, platform: Platform, request_id: str, tenant: 
             request_id,
             reason,
         )
-        if staging is not None:
-            staging.discard()
+        stores.discard_staging(request_id)
         platform.transition(
             request_id,
             [State.IMPORTING, State.VALIDATING],
@@ -78,9 +75,9 @@ def run_import(settings: Settings, platform: Platform, request_id: str, tenant: 
         platform.audit(tenant, "worker", "import-finished", State.FAILED, request_id=request_id, detail=code)
 
 
-def run_promotion(settings: Settings, platform: Platform, request_id: str, tenant: str) -> None:
+def run_promotion(platform: Platform, stores: TenantStores, request_id: str, tenant: str) -> None:
     try:
-        results = promote(settings.production_path(tenant), settings.staging_path(request_id), request_id)
+        results = stores.promote(request_id, tenant)
     except Exception as error:
         code, reason = _reason(error)
         log.error("promotion %s failed: %s", request_id, reason)

@@ -6,10 +6,11 @@ the pre-flight check (`efimis-etl validate`) can show it on the terminal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from efimis_etl.errors import SourceError
-from efimis_etl.schema.model import ENTITIES
+from efimis_etl.schema.model import ENTITIES, Entity
 from efimis_etl.source.connect import explain_connect_failure, open_source
 from efimis_etl.source.connstr import Source
 from efimis_etl.source.extract import (
@@ -19,7 +20,17 @@ from efimis_etl.source.extract import (
     read_batches,
     source_columns,
 )
-from efimis_etl.staging.store import StagingStore
+
+
+class Loader(Protocol):
+    """Where batches go: a staging store of any backend."""
+
+    def encoders(self, entity: Entity) -> list[Callable[[Any], Any] | None]: ...
+
+    def load(
+        self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
+    ) -> None: ...
+
 
 PlanCallback = Callable[[list[tuple[str, int]]], None]
 ProgressCallback = Callable[[str, int], None]
@@ -27,7 +38,7 @@ ProgressCallback = Callable[[str, int], None]
 
 def load_from_source(
     source: Source,
-    staging: StagingStore,
+    staging: Loader,
     *,
     batch_size: int,
     on_plan: PlanCallback,
