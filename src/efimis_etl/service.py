@@ -14,7 +14,7 @@ from efimis_etl.jobs.worker import InProcessWorker
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.source.policy import check_source
-from efimis_etl.stores import SqliteStores, TenantStores
+from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.validation.run import FindingFilter
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Service:
         service = cls(
             settings,
             Platform(settings.data_dir / "platform.sqlite"),
-            SqliteStores(settings),
+            make_stores(settings),
             InProcessWorker(),
         )
         service.recover()

@@ -59,9 +59,32 @@ class Settings(BaseSettings):
         4, ge=1, description="Imports a tenant may have queued or running at once."
     )
 
+    # Scaling out: PostgreSQL instead of the embedded SQLite files (see README, "Running at scale").
+    platform_database_url: str | None = Field(
+        None, description="PostgreSQL URL of the platform's own tables (requests, audit, jobs)."
+    )
+    staging_url: str | None = Field(
+        None, description="PostgreSQL URL where staging tenants live, one schema per import request."
+    )
+    production_url: str | None = Field(
+        None, description="PostgreSQL URL where production tenants live, one schema per tenant."
+    )
+    staging_retention_hours: float = Field(
+        168, gt=0, description="How long a finished import's staging data is kept (for findings, id maps)."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that encrypts connection strings while their import waits in the distributed "
+        "queue. Required when scaled out (the embedded worker keeps them in memory only).",
+    )
+
+    @property
+    def scaled_out(self) -> bool:
+        return self.platform_database_url is not None
+
     @property
     def platform_url(self) -> str:
-        return f"sqlite:///{self.data_dir / 'platform.sqlite'}"
+        return self.platform_database_url or f"sqlite:///{self.data_dir / 'platform.sqlite'}"
 
     def staging_path(self, request_id: str) -> Path:
         return self.data_dir / "staging" / f"{request_id}.sqlite"

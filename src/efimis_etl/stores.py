@@ -109,3 +109,14 @@ class SqliteStores:
                 }
         finally:
             engine.dispose()
+
+
+def make_stores(settings: Settings) -> TenantStores:
+    """PostgreSQL schemas when EFIMIS_STAGING_URL and EFIMIS_PRODUCTION_URL are set, else SQLite files."""
+    if settings.staging_url or settings.production_url:
+        if not (settings.staging_url and settings.production_url):
+            raise ValueError("Set both EFIMIS_STAGING_URL and EFIMIS_PRODUCTION_URL, or neither.")
+        from efimis_etl.postgres.stores import PostgresStores
+
+        return PostgresStores(settings)
+    return SqliteStores(settings)
