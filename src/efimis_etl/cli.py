@@ -306,5 +306,15 @@ def _print_validation(validation: dict[str, Any], findings: list[dict[str, Any]]
         console.print(f"  … and {total - len(findings)} more (all of them: findings endpoint, or --csv).")
 
 
+def _register_dev_sql_server() -> None:
+    from efimis_etl.devtools.tds_cli import dev_sql_server
+
+    app.command(
+        "dev-sql-server", help="Serve a SQLite source over TDS as a stand-in SQL Server (tests, demos)."
+    )(dev_sql_server)
+
+
+_register_dev_sql_server()
+
 if __name__ == "__main__":
     app()

@@ -80,7 +80,8 @@ def _open_sql_server(source: SqlServerSource) -> SourceConnection:
         raise explain_connect_failure(source, error) from None
     if source.query_timeout:  # Command Timeout: per statement; the driver cancels and raises on expiry
         connection.timeout = source.query_timeout
-    return SourceConnection(connection, mssql.dialect(), source, (mssql_python.Error,))
+    # The driver raises RuntimeError (not its Error) when a connection drops while rows are fetched.
+    return SourceConnection(connection, mssql.dialect(), source, (mssql_python.Error, RuntimeError))
 
 
 def _open_sqlite(source: SqlAlchemySource) -> SourceConnection:
@@ -135,6 +136,12 @@ _SQL_SERVER_FAILURES: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "Optional) to connect unencrypted.",
     ),
     (
+        ("query timeout expired",),
+        "query-timeout",
+        "{server} sent no answer to a query within the Command Timeout: raise Command Timeout in the "
+        "connection string, or check the server's load.",
+    ),
+    (
         ("login timeout", "timeout expired", "timeout error"),
         "timeout",
         "Timed out connecting to {server} after {timeout} s: check the server is up and reachable from "
@@ -147,6 +154,16 @@ _SQL_SERVER_FAILURES: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "lets this service connect.",
     ),
 )
+
+
+def explain_read_failure(source: Source, error: BaseException) -> SourceError:
+    """A failure while reading: a known cause (lost connection, timeout) named, else the driver's words."""
+    explained = explain_connect_failure(source, error)
+    if explained.code in ("connect-failed",):
+        return SourceError(
+            f"Reading the source failed: {redact(str(error)).strip()}", code="source-read-failed"
+        )
+    return SourceError(f"Reading the source failed: {explained.message}", code="source-read-failed")
 
 
 def explain_connect_failure(source: Source, error: BaseException) -> SourceError:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import ENTITIES, Entity
-from efimis_etl.source.connect import explain_connect_failure, open_source
+from efimis_etl.source.connect import explain_read_failure, open_source
 from efimis_etl.source.connstr import Source
 from efimis_etl.source.extract import (
     check_conformance,
@@ -66,9 +66,6 @@ def load_from_source(
                     code="row-count-mismatch",
                 )
     except connection.errors as error:
-        explained = explain_connect_failure(source, error)
-        raise SourceError(
-            f"Reading the source failed: {explained.message}", code="source-read-failed"
-        ) from None
+        raise explain_read_failure(source, error) from None
     finally:
         connection.close()

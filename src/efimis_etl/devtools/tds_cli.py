@@ -1,0 +1,76 @@
+"""`efimis-etl dev-sql-server`: the test SQL Server for demos, on 127.0.0.1, until Ctrl-C.
+
+A test-and-demo stand-in (see `tds_server`), not a database server: it answers the importer's queries from
+a SQLite source file so the SQL Server path can be tried where no SQL Server runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from efimis_etl.devtools.tds_server import (
+    DEFAULT_DATABASE,
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    HOST,
+    TdsServer,
+)
+
+
+def _wait_for_interrupt() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def dev_sql_server(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="The SQLite source file to serve (make one with: efimis-etl demo-data demo.db).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")] = 14330,
+    user: Annotated[str, typer.Option(help="The one login the server accepts.")] = DEFAULT_USER,
+    password: Annotated[str, typer.Option(help="That login's password.")] = DEFAULT_PASSWORD,
+    database: Annotated[str, typer.Option(help="The one database name it accepts.")] = DEFAULT_DATABASE,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls/--no-tls",
+            help="Offer TLS 1.2 with a self-signed certificate made at start (clients then need "
+            "TrustServerCertificate=True); --no-tls needs Encrypt=False on the client.",
+        ),
+    ] = True,
+) -> None:
+    """Serve a SQLite source file over TDS as a test SQL Server on 127.0.0.1, until Ctrl-C.
+
+    For tests and demos only: it is not a database server. It answers the importer's read-only queries
+    and prints the connection string to paste into an import.
+    """
+    server = TdsServer(source, user=user, password=password, database=database, port=port, tls=tls)
+    try:
+        server.start()
+    except OSError as error:
+        typer.echo(
+            f"Cannot listen on {HOST},{port}: {error.strerror or error}. Choose another --port.", err=True
+        )
+        raise typer.Exit(1) from None
+    try:
+        typer.echo(
+            f"Test SQL Server (a test-and-demo stand-in, not a database server) serving {source} on "
+            f"{HOST},{server.port} {'with TLS 1.2 (self-signed)' if tls else 'without TLS'}. Ctrl-C stops it."
+        )
+        typer.echo("Connection string for an import:")
+        typer.echo(server.ado_connection_string(timeout=15))
+        _wait_for_interrupt()
+    except KeyboardInterrupt:
+        typer.echo("Stopped.")
+    finally:
+        server.stop()
