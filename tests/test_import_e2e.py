@@ -360,7 +360,8 @@ def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
 
     settings = Settings(data_dir=tmp_path / "var")
     settings.data_dir.mkdir(parents=True)
-    platform = Platform(settings.data_dir / "platform.sqlite")
+    platform = Platform(settings.platform_url)
+    platform.migrate()
     request_id = platform.create("default", "sqlite:///somewhere.db")
     write_demo_source(tmp_path / "unused.db")  # a second file in the tree must not be touched
     service = Use.embedded(settings)
@@ -368,7 +369,7 @@ def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
         status = service.status(Caller("default", "test"), request_id)
         assert status["state"] == "Failed" and status["failure_code"] == "interrupted"
     finally:
-        service.worker.stop()
+        service.queue.stop()
 
 
 def test_rows_sharing_an_import_id_are_all_read_and_reported(service: Service, tmp_path: Path) -> None:

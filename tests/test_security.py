@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import DEMO_SECRET, DemoSource, Service, token
 from efimis_etl.identity import EmbeddedIssuer
-from efimis_etl.jobs.state import Platform
 from efimis_etl.settings import EMBEDDED_ISSUER
 
 PASSWORD = "Pa55-w0rd-N3ver-Leaks"
@@ -115,7 +114,7 @@ def test_token_endpoint_refuses_bad_credentials(service: Service) -> None:
 
 @pytest.fixture
 def other_tenant(service: Service) -> Iterator[httpx.Client]:
-    issuer = EmbeddedIssuer(service.settings, Platform(service.settings.data_dir / "platform.sqlite").engine)
+    issuer = EmbeddedIssuer(service.settings, service.app.state.service.platform.engine)
     issuer.register("acme-client", "acme-secret-123", "acme")
     with _bare(service) as client:
         client.headers["Authorization"] = f"Bearer {token(client, 'acme-client', 'acme-secret-123')}"

@@ -71,9 +71,7 @@ class EmbeddedIssuer:
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
-        self.engine = engine
-        with engine.begin() as conn:
-            CLIENTS.create_all(conn)
+        self.engine = engine  # the platform database, whose migrations create `oauth_client`
         self._key = self._load_or_create_key(settings.data_dir / "identity" / "signing-key.pem")
         public = self._key.public_key()
         self.kid = hashlib.sha256(

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from efimis_etl.errors import EtlError
-from efimis_etl.jobs.pipeline import run_import, run_promotion
+from efimis_etl.jobs.queue import DistributedQueue, InProcessQueue, JobQueue
 from efimis_etl.jobs.state import PROMOTABLE, VALIDATION_RAN, Platform, State, now
-from efimis_etl.jobs.worker import InProcessWorker
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.source.policy import check_source
@@ -46,20 +45,27 @@ class Service:
     settings: Settings
     platform: Platform
     stores: TenantStores
-    worker: InProcessWorker
+    queue: JobQueue
 
     @classmethod
-    def embedded(cls, settings: Settings) -> Service:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        service = cls(
-            settings,
-            Platform(settings.data_dir / "platform.sqlite"),
-            make_stores(settings),
-            InProcessWorker(),
-        )
-        service.recover()
-        service.worker.start()
+    def start(cls, settings: Settings) -> Service:
+        """The embedded default (SQLite, in-process worker), or the API of a scaled-out deployment."""
+        if settings.scaled_out:
+            platform = Platform(settings.platform_url)
+            platform.check_version()  # migrations are an explicit step there: `efimis-etl migrate`
+            service = cls(settings, platform, make_stores(settings), DistributedQueue(settings, platform))
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            platform = Platform(settings.platform_url)
+            platform.migrate()
+            stores = make_stores(settings)
+            service = cls(settings, platform, stores, InProcessQueue(settings, platform, stores))
+            service.recover()  # only here: scaled out, the workers' heartbeats decide what died
+        service.queue.start()
         return service
+
+    # Kept for callers that name the embedded default explicitly.
+    embedded = start
 
     def recover(self) -> None:
         """Close out requests whose jobs died with a previous process."""
@@ -108,9 +114,7 @@ class Service:
         tenant = caller.tenant
         request_id = self.platform.create(tenant, source.describe())
         self._audit(caller, "import-submitted", "queued", request_id=request_id, detail=source.describe())
-        self.worker.submit(
-            lambda: run_import(self.settings, self.platform, self.stores, request_id, tenant, source)
-        )
+        self.queue.enqueue_import(request_id, tenant, connection_string)
         log.info("import %s queued for tenant %s from %s", request_id, tenant, source.describe())
         return request_id
 
@@ -128,7 +132,7 @@ class Service:
             )
         self._audit(caller, "promotion-requested", "queued", request_id=request_id)
         tenant = request["tenant"]
-        self.worker.submit(lambda: run_promotion(self.platform, self.stores, request_id, tenant))
+        self.queue.enqueue_promotion(request_id, tenant)
         return request_id
 
     def status(self, caller: Caller, request_id: str) -> dict[str, Any]:

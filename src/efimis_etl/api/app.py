@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service.embedded(settings)
+        service = Service.start(settings)
         issuer = EmbeddedIssuer(settings, service.platform.engine) if settings.auth_jwks_url is None else None
         if issuer is not None and (secret := issuer.ensure_demo_client()) is not None:
             # Printed once, never logged or stored in clear: the next start finds the client exists.
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            service.worker.stop()
+            service.queue.stop()
 
     app = FastAPI(
         title="Efimis ETL",

@@ -12,7 +12,7 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from efimis_etl.errors import EtlError, SourceError
-from efimis_etl.jobs.state import Platform, State, now
+from efimis_etl.jobs.state import IMPORT_REQUEST, Platform, State, now
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import Source, redact
 from efimis_etl.source.policy import SourceRefused, check_source
@@ -25,7 +25,13 @@ log = logging.getLogger(__name__)
 def run_import(
     settings: Settings, platform: Platform, stores: TenantStores, request_id: str, tenant: str, source: Source
 ) -> None:
-    if not platform.transition(request_id, [State.QUEUED], State.IMPORTING, import_started_at=now()):
+    if not platform.transition(
+        request_id,
+        [State.QUEUED],
+        State.IMPORTING,
+        import_started_at=now(),
+        attempts=IMPORT_REQUEST.c.attempts + 1,
+    ):
         return  # already handled by an earlier delivery of this job
     try:
         try:  # again at connect time: the host's address may have changed since it was submitted
@@ -76,6 +82,7 @@ def run_import(
 
 
 def run_promotion(platform: Platform, stores: TenantStores, request_id: str, tenant: str) -> None:
+    platform.mark(request_id, promotion_started_at=now())
     try:
         results = stores.promote(request_id, tenant)
     except Exception as error:

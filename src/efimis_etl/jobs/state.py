@@ -18,17 +18,21 @@ from sqlalchemy import (
     Column,
     Engine,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     UnicodeText,
+    create_engine,
+    delete,
     func,
     insert,
     select,
     update,
 )
 
+from efimis_etl import migrations
 from efimis_etl.sqlite import sqlite_engine
 
 
@@ -63,7 +67,9 @@ IMPORT_REQUEST = Table(
     Column("import_started_at", String(32)),
     Column("import_finished_at", String(32)),
     Column("promotion_requested_at", String(32)),
+    Column("promotion_started_at", String(32)),
     Column("promotion_finished_at", String(32)),
+    Column("attempts", Integer, nullable=False, default=0),  # how many times a worker started the import
     Column("failure_code", String(60)),
     Column("failure_reason", UnicodeText),
     Column("validation", JSON),
@@ -97,8 +103,20 @@ AUDIT_EVENT = Table(
 )
 
 
+IMPORT_SECRET = Table(
+    "import_secret",
+    METADATA,
+    Column("request_id", String(32), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),  # the connection string, Fernet-encrypted
+)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _psycopg(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1] if url.startswith("postgresql://") else url
 
 
 def new_request_id() -> str:
@@ -106,12 +124,47 @@ def new_request_id() -> str:
 
 
 class Platform:
-    """Repository of import requests on the platform database."""
+    """Repository of import requests on the platform database (SQLite file, or PostgreSQL scaled out)."""
 
-    def __init__(self, path: Path) -> None:
-        self.engine: Engine = sqlite_engine(path)
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            self.engine: Engine = sqlite_engine(Path(url.removeprefix("sqlite:///")))
+        else:
+            self.engine = create_engine(_psycopg(url), pool_pre_ping=True)
+
+    def migrate(self) -> None:
+        migrations.upgrade(self.engine)
+
+    def check_version(self) -> None:
+        migrations.check(self.engine)
+
+    def save_secret(self, request_id: str, ciphertext: bytes) -> None:
         with self.engine.begin() as conn:
-            METADATA.create_all(conn)
+            conn.execute(insert(IMPORT_SECRET).values(request_id=request_id, ciphertext=ciphertext))
+
+    def secret(self, request_id: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(IMPORT_SECRET.c.ciphertext).where(IMPORT_SECRET.c.request_id == request_id)
+            ).scalar()
+            return bytes(value) if value is not None else None
+
+    def delete_secret(self, request_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(IMPORT_SECRET).where(IMPORT_SECRET.c.request_id == request_id))
+
+    def restart_import(self, request_id: str) -> None:
+        """Forget a dead attempt's progress so that a retried job starts the import afresh."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(IMPORT_TABLE).where(IMPORT_TABLE.c.request_id == request_id))
+            conn.execute(
+                update(IMPORT_REQUEST)
+                .where(
+                    IMPORT_REQUEST.c.id == request_id,
+                    IMPORT_REQUEST.c.state.in_([State.IMPORTING, State.VALIDATING]),
+                )
+                .values(state=State.QUEUED, updated_at=now())
+            )
 
     def create(self, tenant: str, source: str) -> str:
         request_id = new_request_id()
@@ -162,6 +215,14 @@ class Platform:
                 .values(state=to, updated_at=now(), **fields)
             )
             return result.rowcount == 1
+
+    def mark(self, request_id: str, **fields: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(IMPORT_REQUEST)
+                .where(IMPORT_REQUEST.c.id == request_id)
+                .values(updated_at=now(), **fields)
+            )
 
     def plan_tables(self, request_id: str, expected: list[tuple[str, int]]) -> None:
         with self.engine.begin() as conn:

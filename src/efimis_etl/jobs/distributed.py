@@ -1,0 +1,120 @@
+"""The procrastinate app: tasks, the periodic housekeeping, and the worker entry point.
+
+Tasks are synchronous (procrastinate runs them in threads) and find the platform and the stores through
+`_context`, built once per worker process from the same settings as the API's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from functools import cache
+
+import procrastinate
+
+from efimis_etl.jobs.state import Platform, State, now
+from efimis_etl.settings import Settings, get_settings
+from efimis_etl.stores import TenantStores, make_stores
+
+log = logging.getLogger(__name__)
+
+QUEUE = "efimis"
+HEARTBEAT_SECONDS = 2.0
+STALLED_AFTER_SECONDS = 10.0
+
+
+def _conninfo(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@cache
+def _context() -> tuple[Settings, Platform, TenantStores]:
+    settings = get_settings()
+    platform = Platform(settings.platform_url)
+    platform.check_version()
+    return settings, platform, make_stores(settings)
+
+
+def build_app(settings: Settings) -> procrastinate.App:
+    assert settings.platform_database_url is not None
+    app = procrastinate.App(
+        connector=procrastinate.SyncPsycopgConnector(conninfo=_conninfo(settings.platform_database_url)),
+    )
+
+    @app.task(name="efimis.import", queue=QUEUE, pass_context=False)
+    def import_task(request_id: str, tenant: str) -> None:
+        from efimis_etl.jobs.queue import run_queued_import
+
+        settings, platform, stores = _context()
+        run_queued_import(settings, platform, stores, request_id, tenant)
+
+    @app.task(name="efimis.promote", queue=QUEUE, pass_context=False)
+    def promote_task(request_id: str, tenant: str) -> None:
+        from efimis_etl.jobs.pipeline import run_promotion
+
+        _, platform, stores = _context()
+        request = platform.get(request_id, tenant)
+        if request is None or request["state"] != State.PROMOTING:
+            return  # finished already; a duplicate delivery
+        run_promotion(platform, stores, request_id, tenant)
+
+    @app.periodic(cron="* * * * * */5")
+    @app.task(name="efimis.recover-stalled", queue=QUEUE, queueing_lock="recover-stalled", pass_context=True)
+    async def recover_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
+        """Put back the jobs of workers that stopped sending heartbeats (killed, machine lost)."""
+        manager = context.app.job_manager
+        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS):
+            log.warning("retrying job %s (%s) of a worker that stopped", job.id, job.task_name)
+            await manager.retry_job(job)
+
+    @app.periodic(cron="*/10 * * * *")
+    @app.task(
+        name="efimis.drop-expired-staging", queue=QUEUE, queueing_lock="drop-expired", pass_context=False
+    )
+    def drop_expired_staging(timestamp: int) -> None:
+        settings, _, stores = _context()
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(hours=settings.staging_retention_hours)
+        dropper = getattr(stores, "drop_expired_staging", None)
+        if dropper is not None:
+            for dropped in dropper(cutoff):
+                log.info("dropped expired staging store %s", dropped)
+
+    return app
+
+
+def apply_queue_schema(settings: Settings) -> bool:
+    """Create procrastinate's tables if the platform database has none; True if it did."""
+    app = build_app(settings)
+    with app.open():
+        with app.connector.get_sync_connection() as connection, connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            exists = bool(cursor.fetchone()[0])
+        if not exists:
+            app.schema_manager.apply_schema()
+    return not exists
+
+
+def run_worker(settings: Settings, *, concurrency: int) -> None:
+    """Run jobs until interrupted; this process may be one of many on many machines."""
+    _context()  # fail fast on a platform database of another version
+    app = build_app(settings)
+    # procrastinate's worker is async: the sync connector enqueues, the async one fetches.
+    async_app = app.with_connector(
+        procrastinate.PsycopgConnector(conninfo=_conninfo(settings.platform_database_url or ""))
+    )
+
+    async def main() -> None:
+        async with async_app.open_async():
+            await async_app.run_worker_async(
+                queues=[QUEUE],
+                concurrency=concurrency,
+                update_heartbeat_interval=HEARTBEAT_SECONDS,
+                stalled_worker_timeout=STALLED_AFTER_SECONDS,
+                install_signal_handlers=True,
+            )
+
+    asyncio.run(main())
+
+
+__all__ = ["QUEUE", "apply_queue_schema", "build_app", "now", "run_worker"]
