@@ -41,8 +41,69 @@ def serve(
 
     from efimis_etl.api.app import create_app
 
+    _check_platform_version()
     console.print(f"Efimis ETL on http://{host}:{port} — API docs at http://{host}:{port}/docs")
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def _check_platform_version() -> None:
+    """Scaled out, refuse to start against a platform database of another version, saying what to do."""
+    from efimis_etl.jobs.state import Platform
+    from efimis_etl.migrations import PlatformVersionError
+    from efimis_etl.settings import get_settings
+
+    settings = get_settings()
+    if not settings.scaled_out:
+        return  # the embedded default migrates its own SQLite file on start
+    try:
+        Platform(settings.platform_url).check_version()
+    except PlatformVersionError as error:
+        errors.print(f"[red]Not starting:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the platform's tables (Alembic), and the job queue's when scaled out."""
+    from efimis_etl.jobs.state import Platform
+    from efimis_etl.migrations import current, head
+    from efimis_etl.settings import get_settings
+
+    settings = get_settings()
+    platform = Platform(settings.platform_url)
+    before = current(platform.engine)
+    platform.migrate()
+    console.print(f"Platform database: revision {before or 'none'} → {head()}.")
+    if settings.scaled_out:
+        from efimis_etl.jobs.distributed import apply_queue_schema
+
+        created = apply_queue_schema(settings)
+        console.print("Job queue tables: " + ("created." if created else "present."))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs this process runs at once.")] = 2,
+) -> None:
+    """Run import and promotion jobs (scaled out): start as many as you like, on any machine."""
+    from efimis_etl.logs import install_redaction
+    from efimis_etl.settings import get_settings
+
+    settings = get_settings()
+    if not settings.scaled_out:
+        errors.print(
+            "[red]No distributed queue configured:[/] set EFIMIS_PLATFORM_DATABASE_URL (PostgreSQL). On the "
+            "embedded default the service runs its jobs itself."
+        )
+        raise typer.Exit(2)
+    import logging
+
+    from efimis_etl.jobs.distributed import run_worker
+
+    _check_platform_version()
+    install_redaction()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(settings, concurrency=concurrency)
 
 
 @schema_app.command("sql")

@@ -28,7 +28,10 @@ def install_redaction() -> None:
             message = record.getMessage()
         except Exception:  # a malformed format string: leave it for logging to report
             return record
-        record.msg, record.args = redact(message), ()
+        redacted = redact(message)
+        if redacted != message:
+            # Only then: formatters such as uvicorn's access log read record.args themselves.
+            record.msg, record.args = redacted, ()
         if record.exc_info and record.exc_info[0] is not None:
             record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
         return record

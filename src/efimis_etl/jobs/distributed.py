@@ -38,8 +38,9 @@ def _context() -> tuple[Settings, Platform, TenantStores]:
 
 def build_app(settings: Settings) -> procrastinate.App:
     assert settings.platform_database_url is not None
+    # One async connector serves both sides: the worker's async loop, and the API's synchronous defer().
     app = procrastinate.App(
-        connector=procrastinate.SyncPsycopgConnector(conninfo=_conninfo(settings.platform_database_url)),
+        connector=procrastinate.PsycopgConnector(conninfo=_conninfo(settings.platform_database_url))
     )
 
     @app.task(name="efimis.import", queue=QUEUE, pass_context=False)
@@ -68,6 +69,12 @@ def build_app(settings: Settings) -> procrastinate.App:
             log.warning("retrying job %s (%s) of a worker that stopped", job.id, job.task_name)
             await manager.retry_job(job)
 
+    @app.periodic(cron="17 * * * *")
+    @app.task(name="efimis.forget-old-jobs", queue=QUEUE, queueing_lock="forget-old-jobs", pass_context=True)
+    async def forget_old_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+        """Finished jobs are kept a day for inspection, then deleted (the periodic ones add up)."""
+        await context.app.job_manager.delete_old_jobs(nb_hours=24, queue=QUEUE)
+
     @app.periodic(cron="*/10 * * * *")
     @app.task(
         name="efimis.drop-expired-staging", queue=QUEUE, queueing_lock="drop-expired", pass_context=False
@@ -85,28 +92,27 @@ def build_app(settings: Settings) -> procrastinate.App:
 
 def apply_queue_schema(settings: Settings) -> bool:
     """Create procrastinate's tables if the platform database has none; True if it did."""
+    import psycopg
+
+    conninfo = _conninfo(settings.platform_database_url or "")
+    with psycopg.connect(conninfo) as connection:
+        present = connection.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
+    if present and present[0]:
+        return False
     app = build_app(settings)
     with app.open():
-        with app.connector.get_sync_connection() as connection, connection.cursor() as cursor:  # type: ignore[attr-defined]
-            cursor.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
-            exists = bool(cursor.fetchone()[0])
-        if not exists:
-            app.schema_manager.apply_schema()
-    return not exists
+        app.schema_manager.apply_schema()
+    return True
 
 
 def run_worker(settings: Settings, *, concurrency: int) -> None:
     """Run jobs until interrupted; this process may be one of many on many machines."""
     _context()  # fail fast on a platform database of another version
     app = build_app(settings)
-    # procrastinate's worker is async: the sync connector enqueues, the async one fetches.
-    async_app = app.with_connector(
-        procrastinate.PsycopgConnector(conninfo=_conninfo(settings.platform_database_url or ""))
-    )
 
     async def main() -> None:
-        async with async_app.open_async():
-            await async_app.run_worker_async(
+        async with app.open_async():
+            await app.run_worker_async(
                 queues=[QUEUE],
                 concurrency=concurrency,
                 update_heartbeat_interval=HEARTBEAT_SECONDS,
