@@ -56,19 +56,24 @@ class SourceConnection:
             self.dbapi.close()
 
 
-def open_source(source: Source) -> SourceConnection:
-    """Connect, or raise a SourceError naming the setting to fix."""
+def open_source(source: Source, *, stall_seconds: int | None = None) -> SourceConnection:
+    """Connect, or raise a SourceError naming the setting to fix.
+
+    `stall_seconds` bounds how long one statement (one batch) may run without completing; the driver
+    itself enforces it (a Python watchdog thread could not: Microsoft's driver holds the GIL while it
+    waits for rows). A connection string's own Command Timeout takes precedence.
+    """
     if isinstance(source, SqlServerSource):
-        return _open_sql_server(source)
+        return _open_sql_server(source, stall_seconds)
     backend = source.url.get_backend_name()
     if backend == "sqlite":
         return _open_sqlite(source)
     if backend == "postgresql":
-        return _open_postgresql(source)
+        return _open_postgresql(source, stall_seconds)
     raise SourceError(f"Unsupported development source {source.describe()}: use sqlite:/// or postgresql://.")
 
 
-def _open_sql_server(source: SqlServerSource) -> SourceConnection:
+def _open_sql_server(source: SqlServerSource, stall_seconds: int | None) -> SourceConnection:
     import mssql_python
 
     try:
@@ -78,8 +83,9 @@ def _open_sql_server(source: SqlServerSource) -> SourceConnection:
         )
     except mssql_python.Error as error:
         raise explain_connect_failure(source, error) from None
-    if source.query_timeout:  # Command Timeout: per statement; the driver cancels and raises on expiry
-        connection.timeout = source.query_timeout
+    timeout = source.query_timeout or stall_seconds
+    if timeout:  # per statement; the driver cancels the query and raises on expiry
+        connection.timeout = timeout
     # The driver raises RuntimeError (not its Error) when a connection drops while rows are fetched.
     return SourceConnection(connection, mssql.dialect(), source, (mssql_python.Error, RuntimeError))
 
@@ -96,13 +102,16 @@ def _open_sqlite(source: SqlAlchemySource) -> SourceConnection:
     return SourceConnection(connection, sqlite.dialect(), source, (sqlite3.Error,))
 
 
-def _open_postgresql(source: SqlAlchemySource) -> SourceConnection:
+def _open_postgresql(source: SqlAlchemySource, stall_seconds: int | None) -> SourceConnection:
     import psycopg
 
     url = source.url.set(drivername="postgresql")
     try:
         connection = psycopg.connect(
-            url.render_as_string(hide_password=False), autocommit=True, connect_timeout=15
+            url.render_as_string(hide_password=False),
+            autocommit=True,
+            connect_timeout=15,
+            options=f"-c statement_timeout={int(stall_seconds * 1000)}" if stall_seconds else None,
         )
     except psycopg.Error as error:
         raise explain_connect_failure(source, error) from None
