@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import write_synthetic_firm
 
 from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import load_from_source
+from efimis_etl.staging.load import ReadPolicy, load_from_source
 from efimis_etl.staging.store import StagingStore
 from efimis_etl.validation.run import validate_store
 
@@ -50,7 +50,7 @@ def main() -> None:
             load_from_source(
                 parse_connection_string(f"sqlite:///{source}"),
                 staging,
-                batch_size=args.batch_size,
+                policy=ReadPolicy(batch_size=args.batch_size),
                 on_plan=lambda _plan: None,
                 on_progress=lambda _table, _rows: None,
             )

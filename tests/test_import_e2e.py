@@ -309,7 +309,8 @@ def test_postgresql_source_imports_like_sqlite(service: Service, demo: DemoSourc
     assert {t["table"]: t["rowsLoaded"] for t in status["tables"]} == row_counts(demo.path)
 
 
-def test_a_connection_dropped_mid_read_fails_cleanly(service: Service, demo: DemoSource, pg_url: str) -> None:
+def _cut_connection_mid_read(service: Service, demo: DemoSource, pg_url: str) -> str:
+    """Start an import of a slow PostgreSQL source and terminate its connection while WorkItem is read."""
     import psycopg
 
     _copy_demo_to_postgresql(demo, pg_url)
@@ -333,13 +334,46 @@ def test_a_connection_dropped_mid_read_fails_cleanly(service: Service, demo: Dem
             (database,),
         ).fetchall()
         assert killed
+    return request_id
+
+
+def test_a_connection_dropped_mid_read_is_resumed_exactly(
+    service: Service, demo: DemoSource, pg_url: str
+) -> None:
+    request_id = _cut_connection_mid_read(service, demo, pg_url)
     status = service.wait(request_id)
-    assert status["state"] == "Failed"
-    assert status["failure"]["code"] == "source-read-failed"
-    assert "Reading the source failed" in status["failure"]["reason"]
-    assert not service.staging_exists(request_id)
-    _assert_production_empty(service)
-    assert service.client.get("/health").status_code == 200
+    assert status["state"] == "Validated", status["failure"]
+    counts = row_counts(demo.path)
+    for table in status["tables"]:
+        assert table["rowsLoaded"] == counts[table["table"]]
+        figures = table["reconciliation"]
+        assert figures["verified"] and figures["read"] == figures["loaded"]
+        assert figures["source"]["rows"] == counts[table["table"]]
+    assert status["tables"][0]["reconciliation"]["source"]["sums"] == {}  # Journal has no money
+    work = next(t for t in status["tables"] if t["table"] == "WorkItem")["reconciliation"]
+    assert work["source"]["sums"] == work["loaded"]["sums"] and set(work["loaded"]["sums"]) == {
+        "Rate",
+        "Amount",
+    }
+
+
+def test_a_connection_dropped_with_no_retries_left_fails_cleanly(
+    tmp_path: Path, demo: DemoSource, pg_url: str
+) -> None:
+    from conftest import _serve
+
+    with _serve(tmp_path, read_retries=0) as service:
+        request_id = _cut_connection_mid_read(service, demo, pg_url)
+        status = service.wait(request_id)
+        assert status["state"] == "Failed"
+        assert status["failure"]["code"] == "source-read-failed"
+        assert (
+            "Reading the source failed" in status["failure"]["reason"]
+            and "etl.WorkItem" in status["failure"]["reason"]
+        )
+        assert not service.staging_exists(request_id)
+        _assert_production_empty(service)
+        assert service.client.get("/health").status_code == 200
 
 
 def _pg_value(value: Any, column: Any) -> Any:

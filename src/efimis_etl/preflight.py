@@ -42,7 +42,7 @@ def preflight(
         staging = StagingStore.create(staging_path)
         try:
             load_from_source(
-                source, staging, batch_size=settings.batch_size, on_plan=on_plan, on_progress=on_progress
+                source, staging, policy=settings.read_policy(), on_plan=on_plan, on_progress=on_progress
             )
         finally:
             staging.engine.dispose()

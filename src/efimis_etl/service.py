@@ -120,6 +120,11 @@ class Service:
 
     def request_promotion(self, caller: Caller, request_id: str) -> str:
         request = self._request(caller, request_id)
+        if request["state"] in PROMOTABLE and not self.platform.all_verified(request_id):
+            raise Conflict(
+                f"Import {request_id}'s row counts and control totals were not all verified against the source; "
+                "it cannot be promoted. Import it again."
+            )
         if not self.platform.transition(
             request_id, PROMOTABLE, State.PROMOTING, promotion_requested_at=now(), promotion_finished_at=None
         ):

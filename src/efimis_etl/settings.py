@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from efimis_etl.staging.load import ReadPolicy
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 EMBEDDED_ISSUER = "urn:efimis-etl:embedded"
@@ -25,6 +29,18 @@ class Settings(BaseSettings):
         description="The demo client's tenant on the embedded default, and the pre-flight's tenant.",
     )
     batch_size: int = Field(5000, ge=1, le=100_000, description="Rows read from the source per batch.")
+    read_retries: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="Reconnections allowed per import after a lost connection or stalled batch.",
+    )
+    retry_backoff_seconds: float = Field(
+        1.0, ge=0, le=60, description="First wait before reconnecting; doubles."
+    )
+    stall_seconds: int = Field(
+        300, ge=1, description="A batch that takes longer is cancelled and retried (a Command Timeout wins)."
+    )
     findings_in_status: int = Field(20, ge=0, le=1000, description="Findings shown in the status.")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -77,6 +93,16 @@ class Settings(BaseSettings):
         description="Fernet key that encrypts connection strings while their import waits in the distributed "
         "queue. Required when scaled out (the embedded worker keeps them in memory only).",
     )
+
+    def read_policy(self) -> ReadPolicy:
+        from efimis_etl.staging.load import ReadPolicy
+
+        return ReadPolicy(
+            batch_size=self.batch_size,
+            retries=self.read_retries,
+            backoff_seconds=self.retry_backoff_seconds,
+            stall_seconds=self.stall_seconds,
+        )
 
     @property
     def scaled_out(self) -> bool:

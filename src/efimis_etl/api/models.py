@@ -45,11 +45,33 @@ class Accepted(Out):
     request_id: str
 
 
+class Figures(Out):
+    rows: int
+    sums: dict[str, str] = Field(description="Sum of each money column, exact.")
+    first: dict[str, str] = Field(description="Earliest value of each date column.")
+    last: dict[str, str] = Field(description="Latest value of each date column.")
+    digest: str | None = Field(
+        description="Order-independent digest of the ImportIds (not measured at the source)."
+    )
+
+
+class Reconciliation(Out):
+    verified: bool = Field(
+        description="Source, read and loaded figures agree; only then may the import be promoted."
+    )
+    source: Figures = Field(
+        description="Measured by the source database itself (sums: not for SQLite sources)."
+    )
+    read: Figures
+    loaded: Figures = Field(description="Measured in the staging store after loading.")
+
+
 class TableProgress(Out):
     table: str
     rows_expected: int | None
     rows_read: int
     rows_loaded: int
+    reconciliation: Reconciliation | None
 
 
 class Progress(Out):
@@ -171,6 +193,9 @@ def status_view(status: dict[str, Any]) -> ImportStatus:
             rows_expected=t["rows_expected"],
             rows_read=t["rows_read"],
             rows_loaded=t["rows_loaded"],
+            reconciliation=Reconciliation.model_validate(t["reconciliation"])
+            if t.get("reconciliation")
+            else None,
         )
         for t in status["tables"]
     ]

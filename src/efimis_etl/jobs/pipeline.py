@@ -16,7 +16,7 @@ from efimis_etl.jobs.state import IMPORT_REQUEST, Platform, State, now
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import Source, redact
 from efimis_etl.source.policy import SourceRefused, check_source
-from efimis_etl.staging.load import load_from_source
+from efimis_etl.staging.load import StagingFailure, load_from_source
 from efimis_etl.stores import TenantStores
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,10 @@ def run_import(
             load_from_source(
                 source,
                 staging,
-                batch_size=settings.batch_size,
+                policy=settings.read_policy(),
                 on_plan=lambda expected: platform.plan_tables(request_id, expected),
                 on_progress=lambda table, rows: platform.progress(request_id, table, rows, rows),
+                on_reconciled=lambda table, figures: platform.reconciled(request_id, table, figures),
             )
         finally:
             stores.close_staging(staging)
@@ -128,7 +129,7 @@ def run_promotion(platform: Platform, stores: TenantStores, request_id: str, ten
 def _reason(error: BaseException) -> tuple[str, str]:
     if isinstance(error, EtlError):
         return error.code, redact(error.message)
-    if isinstance(error, SQLAlchemyError | OSError):
+    if isinstance(error, SQLAlchemyError | OSError | StagingFailure):
         detail = redact(str(getattr(error, "orig", None) or error)).splitlines()[0]
         return "internal-error", f"The service could not complete the job: {detail}"
     return "internal-error", f"Unexpected error ({type(error).__name__}); the service log has details."

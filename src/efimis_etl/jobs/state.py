@@ -84,6 +84,7 @@ IMPORT_TABLE = Table(
     Column("rows_expected", Integer),
     Column("rows_read", Integer, nullable=False, default=0),
     Column("rows_loaded", Integer, nullable=False, default=0),
+    Column("reconciliation", JSON),  # source / read / loaded figures, and whether they agree
     PrimaryKeyConstraint("request_id", "name"),
 )
 
@@ -295,6 +296,19 @@ class Platform:
                 .limit(limit)
             ).mappings()
             return int(total), [dict(r) for r in rows]
+
+    def reconciled(self, request_id: str, table: str, figures: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(IMPORT_TABLE)
+                .where(IMPORT_TABLE.c.request_id == request_id, IMPORT_TABLE.c.name == table)
+                .values(reconciliation=figures)
+            )
+
+    def all_verified(self, request_id: str) -> bool:
+        """Every table's figures were reconciled and agreed: the only way an import may be promoted."""
+        tables = self.tables(request_id)
+        return bool(tables) and all((t["reconciliation"] or {}).get("verified") is True for t in tables)
 
     def interrupted(self) -> list[dict[str, Any]]:
         """Requests a previous process left running: their jobs died with it."""

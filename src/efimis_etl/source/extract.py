@@ -7,9 +7,11 @@ range scan on the primary key.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Column as SAColumn
@@ -27,6 +29,7 @@ from efimis_etl.schema.model import (
 )
 from efimis_etl.schema.tables import source_type_name
 from efimis_etl.source.connect import SourceConnection
+from efimis_etl.source.reconcile import Figures, Tally, aggregate_query, figures_from_aggregates
 from efimis_etl.source.values import Converter, Rejected, converter
 
 
@@ -146,15 +149,32 @@ Encoder = Callable[[Any], Any] | None
 
 @dataclass
 class Batch:
-    """Rows ready for staging (tuples in the entity's column order), and the findings met converting
-    them (tuples of Rule, Severity, TableName, ImportId, ColumnName, Value, Detail)."""
+    """Rows ready for staging (tuples in the entity's column order), the findings met converting them
+    (tuples of Rule, Severity, TableName, ImportId, ColumnName, Value, Detail), and their read figures."""
 
+    tally: Tally
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     findings: list[tuple[Any, ...]] = field(default_factory=list)
 
 
+@dataclass
+class Position:
+    """Where reading a table stands: the last ImportId read, and how many rows with it were read.
+
+    It moves only once a batch has been taken (loaded), so a read that fails mid-way resumes after the
+    last loaded batch: no duplicates, no gaps."""
+
+    last: object = None
+    already_read: int = 0
+    done: bool = False
+
+
 def read_batches(
-    source: SourceConnection, entity: Entity, batch_size: int, encoders: Sequence[Encoder] | None = None
+    source: SourceConnection,
+    entity: Entity,
+    batch_size: int,
+    encoders: Sequence[Encoder] | None = None,
+    position: Position | None = None,
 ) -> Iterator[Batch]:
     """Yield the table in ImportId order, `batch_size` rows at a time, converted for staging.
 
@@ -162,7 +182,7 @@ def read_batches(
     None) turn it into what the staging store keeps. Each query starts at the last ImportId read (`>=`,
     skipping the rows of that ImportId already read), so rows that share an ImportId (a source table
     without its primary key) are all read and then reported by validation, never skipped at a batch
-    boundary.
+    boundary; and a new connection can continue from `position` where a lost one stopped.
     """
     table = _raw_table(source, entity)
     key = table.c.ImportId
@@ -170,27 +190,47 @@ def read_batches(
         (c.name, converter(c), encode)
         for c, encode in zip(entity.all_columns, encoders or [None] * len(entity.all_columns), strict=True)
     ]
-    last: object = None
-    already_read = 0  # rows with ImportId == last that earlier batches yielded
-    while True:
-        query = select(*table.c).order_by(key).limit(batch_size + already_read)
-        if last is not None:
-            query = query.where(key >= last)
+    at = position or Position()
+    while not at.done:
+        query = select(*table.c).order_by(key).limit(batch_size + at.already_read)
+        if at.last is not None:
+            query = query.where(key >= at.last)
         fetched = source.rows(query)
-        rows = fetched[already_read:]
-        if not rows:
-            return
-        batch = Batch()
+        rows = fetched[at.already_read :]
+        batch = Batch(Tally(entity))
         for row in rows:
-            batch.rows.append(_convert(entity, row, steps, batch.findings))
-        yield batch
-        if len(fetched) < batch_size + already_read:
-            return
-        if rows[-1][0] == last:
-            already_read += len(rows)
+            batch.rows.append(_convert(entity, row, steps, batch.findings, batch.tally))
+        if rows:
+            yield batch
+        # Reached only once the batch was taken: the position never runs ahead of what was loaded.
+        if not rows or len(fetched) < batch_size + at.already_read:
+            at.done = True
+        elif rows[-1][0] == at.last:
+            at.already_read += len(rows)
         else:
-            last = rows[-1][0]
-            already_read = sum(1 for row in rows if row[0] == last)
+            at.last = rows[-1][0]
+            at.already_read = sum(1 for row in rows if row[0] == at.last)
+
+
+def source_figures(source: SourceConnection, entity: Entity) -> Figures:
+    """The source's own count, and where it sums exactly (not SQLite) its money sums and date ranges."""
+    table = _raw_table(source, entity)
+    if source.is_sqlite:
+        return Figures(rows=count_rows(source, entity))
+    row = source.rows(aggregate_query(table, entity))[0]
+    return figures_from_aggregates(entity, row, money=_exact_sum, date=_iso_date)
+
+
+def _exact_sum(value: Any) -> Decimal:
+    if isinstance(value, float):  # a server that sums in floating point: its own words, to 4 places
+        value = repr(value)
+    return Decimal(value).quantize(Decimal("0.0001"))
+
+
+def _iso_date(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
 
 
 def _convert(
@@ -198,20 +238,27 @@ def _convert(
     row: Sequence[Any],
     steps: list[tuple[str, Converter, Encoder]],
     findings: list[tuple[Any, ...]],
+    tally: Tally,
 ) -> tuple[Any, ...]:
     out: list[Any] = []
+    converted_row: list[Any] = []
     for (name, convert, encode), value in zip(steps, row, strict=True):
         if value is None:
             out.append(None)
+            converted_row.append(None)
             continue
         try:
             converted = convert(value)
         except Rejected as rejected:
             out.append(None)
+            converted_row.append(None)
+            tally.rejected[name] += 1
             import_id = None if row[0] is None else str(row[0])
             findings.append(
                 (rejected.rule, "error", entity.name, import_id, name, str(value)[:200], rejected.detail)
             )
             continue
+        converted_row.append(converted)
         out.append(converted if encode is None else encode(converted))
+    tally.add(converted_row)
     return tuple(out)

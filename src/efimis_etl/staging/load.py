@@ -6,20 +6,25 @@ the pre-flight check (`efimis-etl validate`) can show it on the terminal.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import ENTITIES, Entity
-from efimis_etl.source.connect import explain_read_failure, open_source
+from efimis_etl.source.connect import SourceConnection, explain_read_failure, open_source
 from efimis_etl.source.connstr import Source
 from efimis_etl.source.extract import (
+    Position,
     check_conformance,
     check_schema_version,
-    count_rows,
     read_batches,
     source_columns,
+    source_figures,
 )
+from efimis_etl.source.reconcile import Figures, Tally, differences
 
 
 class Loader(Protocol):
@@ -31,41 +36,152 @@ class Loader(Protocol):
         self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
     ) -> None: ...
 
+    def measure(self, entity: Entity) -> Figures: ...
+
+
+log = logging.getLogger(__name__)
 
 PlanCallback = Callable[[list[tuple[str, int]]], None]
 ProgressCallback = Callable[[str, int], None]
+ReconciledCallback = Callable[[str, dict[str, Any]], None]
+
+# Failures that another attempt cannot fix: retrying would only delay the message.
+_PERMANENT = ("conversion failed", "permission", "invalid object name", "invalid column name", "login failed")
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    batch_size: int
+    retries: int = 5  # reconnections allowed per import after a lost connection or a stalled batch
+    backoff_seconds: float = 1.0  # doubled each time, at most 30 s
+    stall_seconds: int | None = None  # a batch taking longer is cancelled (then retried)
 
 
 def load_from_source(
     source: Source,
     staging: Loader,
     *,
-    batch_size: int,
+    policy: ReadPolicy,
     on_plan: PlanCallback,
     on_progress: ProgressCallback,
+    on_reconciled: ReconciledCallback | None = None,
 ) -> None:
-    """Copy every table of the source into `staging`, or raise a SourceError saying what to fix."""
-    connection = open_source(source)
+    """Copy every table of the source into `staging` and prove it arrived whole, or raise a SourceError
+    saying what to fix.
+
+    A lost connection or a stalled batch is retried on a new connection, continuing after the last
+    loaded batch, until `policy.retries` reconnections are used up.
+    """
+    reader = _Reader(source, policy)
     try:
-        tables = source_columns(connection)
-        check_schema_version(connection, tables)
+        tables = reader.call(source_columns)
+        reader.call(check_schema_version, tables)
         check_conformance(tables)
-        expected = [(e.name, count_rows(connection, e)) for e in ENTITIES]
-        on_plan(expected)
-        for entity, (_, rows_expected) in zip(ENTITIES, expected, strict=True):
-            read = 0
-            for batch in read_batches(connection, entity, batch_size, staging.encoders(entity)):
-                staging.load(entity, batch.rows, batch.findings)
-                read += len(batch.rows)
-                on_progress(entity.name, read)
-            if read != rows_expected:
-                raise SourceError(
-                    f"etl.{entity.name}: counted {rows_expected} rows but read {read} in ImportId order. "
-                    "Rows without an ImportId, or rows changed during the import, cause this: give "
-                    "every row an ImportId and do not change the tables while importing.",
-                    code="row-count-mismatch",
+        sources = [(e, reader.call(source_figures, e)) for e in ENTITIES]
+        on_plan([(e.name, figures.rows) for e, figures in sources])
+        for entity, figures in sources:
+            read = _copy_table(reader, entity, staging, on_progress)
+            loaded = staging.measure(entity)
+            problems = differences(entity, figures, read.figures(), loaded, set(read.rejected))
+            if on_reconciled is not None:
+                on_reconciled(
+                    entity.name,
+                    {
+                        "verified": not problems,
+                        "source": figures.as_json(),
+                        "read": read.figures().as_json(),
+                        "loaded": loaded.as_json(),
+                    },
                 )
-    except connection.errors as error:
-        raise explain_read_failure(source, error) from None
+            if problems:
+                raise SourceError(
+                    f"etl.{entity.name} did not arrive whole: {'; '.join(problems)}. Nothing was kept. Rows "
+                    "without an ImportId, or rows changed while importing, cause this: give every row an "
+                    "ImportId and do not change the tables during the import.",
+                    code="reconciliation-failed",
+                )
     finally:
-        connection.close()
+        reader.close()
+
+
+def _copy_table(reader: _Reader, entity: Entity, staging: Loader, on_progress: ProgressCallback) -> Tally:
+    position, tally = Position(), Tally(entity)
+    encoders = staging.encoders(entity)
+    while not position.done:
+        try:
+            for batch in read_batches(
+                reader.connection(), entity, reader.policy.batch_size, encoders, position
+            ):
+                staging.load(entity, batch.rows, batch.findings)
+                tally.merge(batch.tally)
+                on_progress(entity.name, tally.rows)
+        except reader.errors() as error:
+            reader.lost(error, f"etl.{entity.name}")
+    return tally
+
+
+class StagingFailure(RuntimeError):
+    """The staging store failed (an operator's problem, not the source's)."""
+
+
+class _Reader:
+    """The source connection, reopened after transient failures within the retry budget."""
+
+    def __init__(self, source: Source, policy: ReadPolicy) -> None:
+        self.source, self.policy = source, policy
+        self.retries_left = policy.retries
+        self._connection: SourceConnection | None = None
+        self._errors: tuple[type[BaseException], ...] = ()
+
+    def connection(self) -> SourceConnection:
+        if self._connection is None:
+            self._connection = open_source(self.source, stall_seconds=self.policy.stall_seconds)
+            self._errors = self._connection.errors
+        return self._connection
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        self.connection()
+        return self._errors
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        while True:
+            try:
+                return function(self.connection(), *args)
+            except self.errors() as error:
+                self.lost(error, "the source")
+
+    def lost(self, error: BaseException, where: str) -> None:
+        """Give up (raise) when the failure is permanent or the budget is spent; else wait and reconnect."""
+        self.close()
+        explained = explain_read_failure(self.source, error)
+        if any(p in str(error).lower() for p in _PERMANENT) or self.retries_left <= 0:
+            tried = self.policy.retries - self.retries_left
+            raise SourceError(
+                f"{explained.message} (while reading {where}"
+                + (f", after {tried} reconnection{'s' * (tried != 1)}" if tried else "")
+                + ")",
+                code=explained.code,
+            ) from None
+        attempt = self.policy.retries - self.retries_left
+        self.retries_left -= 1
+        delay = min(self.policy.backoff_seconds * 2**attempt, 30.0)
+        log.warning("reading %s failed (%s); reconnecting in %.1f s", where, explained.message, delay)
+        time.sleep(delay)
+        while True:
+            try:
+                self.connection()
+                return
+            except SourceError as failed:
+                if self.retries_left <= 0:
+                    raise SourceError(
+                        f"{failed.message} (reconnecting to read {where})", code=failed.code
+                    ) from None
+                self.retries_left -= 1
+                time.sleep(
+                    min(self.policy.backoff_seconds * 2 ** (self.policy.retries - self.retries_left), 30.0)
+                )
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

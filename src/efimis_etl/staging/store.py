@@ -22,10 +22,18 @@ from sqlalchemy import (
     Table,
     Unicode,
     UnicodeText,
+    select,
 )
 
 from efimis_etl.schema.model import Entity, Kind
 from efimis_etl.schema.tables import MONEY_SCALE, STAGING
+from efimis_etl.source.reconcile import (
+    DIGEST_MODULUS,
+    Figures,
+    aggregate_query,
+    figures_from_aggregates,
+    import_id_hash,
+)
 from efimis_etl.sqlite import sqlite_engine
 
 FINDINGS = MetaData()
@@ -107,6 +115,24 @@ class StagingStore:
                 conn.exec_driver_sql(_insert_sql(entity), list(rows))
             if findings:
                 conn.exec_driver_sql(_FINDING_SQL, list(findings))
+
+    def measure(self, entity: Entity) -> Figures:
+        """The loaded figures of one table, for reconciliation with what was read."""
+        table = STAGING.tables[entity.name]
+        with self.engine.connect() as conn:
+            row = conn.execute(aggregate_query(table, entity)).one()
+            figures = figures_from_aggregates(
+                entity,
+                tuple(row),
+                money=Decimal,
+                date=str,  # the column types already decoded them
+            )
+            digest = 0
+            for (import_id,) in conn.execution_options(yield_per=10_000).execute(select(table.c.ImportId)):
+                if import_id is not None:
+                    digest = (digest + import_id_hash(import_id)) % DIGEST_MODULUS
+        figures.digest = f"{digest:016x}"
+        return figures
 
     def discard(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,166 @@
+"""Reconciliation: proof that staging holds exactly what the source holds, table by table.
+
+Three measurements of each table, compared before validation may start:
+- **source** — asked of the source database itself: its row count and, where it sums exactly (SQL
+  Server, PostgreSQL: DECIMAL arithmetic; not SQLite, whose sums are floats), the sum of every money
+  column and the first and last of every date column;
+- **read** — the same figures plus an order-independent digest of the ImportIds, accumulated from the
+  values as the reader converted them;
+- **loaded** — the same figures measured in the staging store after loading.
+Any difference fails the import, naming the table and the figure. A value the reader rejected (a
+finding) is NULL in staging and not counted as read, so it never makes the figures differ; a column with
+such values is then compared read-against-loaded only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+
+from efimis_etl.schema.model import Entity, Kind
+
+DIGEST_MODULUS = 2**64
+
+
+def import_id_hash(import_id: str) -> int:
+    """A 64-bit hash of one ImportId; a table's digest is their sum, so the order of rows doesn't matter."""
+    return int.from_bytes(hashlib.sha256(import_id.encode("utf-8")).digest()[:8], "big")
+
+
+def money_columns(entity: Entity) -> list[str]:
+    return [c.name for c in entity.columns if c.kind in (Kind.MONEY, Kind.RATE)]
+
+
+def date_columns(entity: Entity) -> list[str]:
+    return [c.name for c in entity.columns if c.kind is Kind.DATE]
+
+
+@dataclass
+class Figures:
+    rows: int = 0
+    sums: dict[str, Decimal] = field(default_factory=dict)
+    first: dict[str, str] = field(default_factory=dict)
+    last: dict[str, str] = field(default_factory=dict)
+    digest: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "sums": {k: str(v) for k, v in self.sums.items()},
+            "first": self.first,
+            "last": self.last,
+            "digest": self.digest,
+        }
+
+
+class Tally:
+    """Accumulates the read figures of one table from the reader's converted values."""
+
+    def __init__(self, entity: Entity) -> None:
+        names = [c.name for c in entity.all_columns]
+        self.money = [(names.index(n), n) for n in money_columns(entity)]
+        self.dates = [(names.index(n), n) for n in date_columns(entity)]
+        self.rows = 0
+        self.digest = 0
+        self.sums = {n: Decimal(0) for _, n in self.money}
+        self.first: dict[str, dt.date] = {}
+        self.last: dict[str, dt.date] = {}
+        self.rejected: Counter[str] = Counter()
+
+    def add(self, converted: list[Any]) -> None:
+        self.rows += 1
+        if converted[0] is not None:
+            self.digest = (self.digest + import_id_hash(converted[0])) % DIGEST_MODULUS
+        for index, name in self.money:
+            if converted[index] is not None:
+                self.sums[name] += converted[index]
+        for index, name in self.dates:
+            value = converted[index]
+            if value is not None:
+                if name not in self.first or value < self.first[name]:
+                    self.first[name] = value
+                if name not in self.last or value > self.last[name]:
+                    self.last[name] = value
+
+    def merge(self, other: Tally) -> None:
+        self.rows += other.rows
+        self.digest = (self.digest + other.digest) % DIGEST_MODULUS
+        for name, value in other.sums.items():
+            self.sums[name] += value
+        for name, value in other.first.items():
+            if name not in self.first or value < self.first[name]:
+                self.first[name] = value
+        for name, value in other.last.items():
+            if name not in self.last or value > self.last[name]:
+                self.last[name] = value
+        self.rejected.update(other.rejected)
+
+    def figures(self) -> Figures:
+        return Figures(
+            rows=self.rows,
+            sums=dict(self.sums),
+            first={k: v.isoformat() for k, v in self.first.items()},
+            last={k: v.isoformat() for k, v in self.last.items()},
+            digest=f"{self.digest:016x}",
+        )
+
+
+def aggregate_query(table: Any, entity: Entity) -> Any:
+    """count, then sum of each money column, then min and max of each date column."""
+    columns = [func.count()]
+    columns += [func.sum(table.c[n]) for n in money_columns(entity)]
+    for name in date_columns(entity):
+        columns += [func.min(table.c[name]), func.max(table.c[name])]
+    return select(*columns).select_from(table)
+
+
+def figures_from_aggregates(entity: Entity, row: tuple[Any, ...], *, money: Any, date: Any) -> Figures:
+    """Figures from `aggregate_query`'s row; `money` and `date` turn stored values into Decimal / ISO."""
+    figures = Figures(rows=int(row[0]))
+    position = 1
+    for name in money_columns(entity):
+        figures.sums[name] = money(row[position]) if row[position] is not None else Decimal(0)
+        position += 1
+    for name in date_columns(entity):
+        low, high = row[position], row[position + 1]
+        if low is not None:
+            figures.first[name], figures.last[name] = date(low), date(high)
+        position += 2
+    return figures
+
+
+def differences(
+    entity: Entity, source: Figures | None, read: Figures, loaded: Figures, rejected: set[str]
+) -> list[str]:
+    """What differs, in words; empty when staging provably holds what was read (and what the source has)."""
+    found: list[str] = []
+    if source is not None and source.rows != loaded.rows:
+        found.append(f"the source has {source.rows} rows, staging {loaded.rows}")
+    if read.rows != loaded.rows:
+        found.append(f"{read.rows} rows were read, {loaded.rows} are in staging")
+    if read.digest != loaded.digest:
+        found.append("the ImportIds in staging are not the ones read")
+    for name in money_columns(entity):
+        reference = source if source is not None and source.sums and name not in rejected else read
+        if reference.sums.get(name, Decimal(0)) != loaded.sums.get(name, Decimal(0)):
+            found.append(
+                f"sum of {name}: {'source' if reference is source else 'read'} {reference.sums.get(name)}, "
+                f"staging {loaded.sums.get(name)}"
+            )
+    for name in date_columns(entity):
+        reference = source if source is not None and source.first and name not in rejected else read
+        if (reference.first.get(name), reference.last.get(name)) != (
+            loaded.first.get(name),
+            loaded.last.get(name),
+        ):
+            found.append(
+                f"range of {name}: {reference.first.get(name)}…{reference.last.get(name)}, staging "
+                f"{loaded.first.get(name)}…{loaded.last.get(name)}"
+            )
+    return found

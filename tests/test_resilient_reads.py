@@ -1,0 +1,126 @@
+"""Reads that never lose, duplicate or hang: resumed after cut connections, stalls bounded, staging
+reconciled with the source (through Microsoft's driver and the test SQL Server where it matters)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tds_fixtures
+from conftest import DemoSource, _serve
+from efimis_etl.demo import row_counts
+from efimis_etl.devtools.tds_server import Faults
+from efimis_etl.errors import SourceError
+from efimis_etl.schema.model import Entity
+from efimis_etl.source.connstr import parse_connection_string
+from efimis_etl.source.reconcile import Figures
+from efimis_etl.staging.load import ReadPolicy, load_from_source
+from efimis_etl.staging.store import StagingStore
+
+sql_server = tds_fixtures.sql_server
+
+
+def test_connections_cut_several_times_in_one_table_still_give_exact_figures(
+    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+) -> None:
+    # Every connection may send 60 WorkItem rows, then the server drops it: with 50-row batches the
+    # reader loses the connection mid-batch again and again, and must continue after the last loaded batch.
+    server = sql_server(
+        demo.path,
+        faults=Faults(close_after_rows=60, rows_counted_per="connection", when_sql_contains="[WorkItem]"),
+    )
+    with _serve(tmp_path, read_retries=10, retry_backoff_seconds=0.05) as service:
+        request_id = service.import_(server.ado_connection_string(encrypt=False))
+        status = service.wait(request_id, timeout=120)
+        assert status["state"] == "Validated", status["failure"]
+        counts = row_counts(demo.path)
+        tables = {t["table"]: t for t in status["tables"]}
+        assert {name: t["rowsLoaded"] for name, t in tables.items()} == counts
+        work = tables["WorkItem"]["reconciliation"]
+        assert work["verified"] and work["source"]["rows"] == work["loaded"]["rows"] == counts["WorkItem"]
+        # SQL Server sums DECIMALs exactly, so its own totals are compared with what staging holds.
+        assert work["source"]["sums"] == work["loaded"]["sums"] and work["source"]["sums"]["Amount"]
+        with sqlite3.connect(demo.path) as source:
+            ids = sorted(r[0] for r in source.execute("SELECT ImportId FROM WorkItem"))
+        assert service.wait_promoted(request_id)["state"] == "Promoted"
+        assert sorted(r[0] for r in service.production_rows()["WorkItem"]) == ids  # no gaps, no duplicates
+    cut = [b for b in server.batches() if "[WorkItem]" in b and "TOP" in b]
+    assert len(cut) >= 6  # several reconnections within the one table
+
+
+def test_a_stalled_batch_is_cancelled_within_the_limit_then_fails_when_retries_run_out(
+    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+) -> None:
+    # Only the batches of WorkItem stall (counting and the other tables answer at once).
+    server = sql_server(demo.path, faults=Faults(stall_seconds=30, when_sql_contains="TOP 50 etl.[WorkItem]"))
+    with _serve(tmp_path, stall_seconds=1, read_retries=1, retry_backoff_seconds=0.1) as service:
+        started = time.monotonic()
+        request_id = service.import_(server.ado_connection_string(encrypt=False))
+        status = service.wait(request_id, timeout=60)
+        elapsed = time.monotonic() - started
+        assert status["state"] == "Failed"
+        assert status["failure"]["code"] == "source-read-failed"
+        reason = status["failure"]["reason"]
+        assert "etl.WorkItem" in reason and "after 1 reconnection" in reason and "Command Timeout" in reason
+        assert elapsed < 20, f"a 1 s stall limit took {elapsed:.1f} s to act on"  # two 1 s stalls and a pause
+        assert not service.staging_exists(request_id)
+
+
+class _LosingStore:
+    """A real staging store from which one loaded row then goes missing, as a fault or a bug would."""
+
+    def __init__(self, store: StagingStore, table: str) -> None:
+        self.store, self.table = store, table
+
+    def encoders(self, entity: Entity) -> list[Any]:
+        return self.store.encoders(entity)
+
+    def load(self, entity: Entity, rows: Any, findings: Any) -> None:
+        self.store.load(entity, rows, findings)
+
+    def measure(self, entity: Entity) -> Figures:
+        if entity.name == self.table:
+            with self.store.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f'DELETE FROM "{self.table}" WHERE rowid = (SELECT max(rowid) FROM "{self.table}")'
+                )
+        return self.store.measure(entity)
+
+
+def test_a_row_lost_from_staging_is_caught_by_reconciliation(tmp_path: Path, demo: DemoSource) -> None:
+    store = StagingStore.create(tmp_path / "staging.sqlite")
+    reconciled: dict[str, dict[str, Any]] = {}
+    with pytest.raises(SourceError) as failure:
+        load_from_source(
+            parse_connection_string(demo.url),
+            _LosingStore(store, "Invoice"),
+            policy=ReadPolicy(batch_size=50),
+            on_plan=lambda plan: None,
+            on_progress=lambda table, rows: None,
+            on_reconciled=lambda table, figures: reconciled.update({table: figures}),
+        )
+    assert failure.value.code == "reconciliation-failed"
+    message = str(failure.value)
+    assert message.startswith("etl.Invoice did not arrive whole")
+    assert f"the source has {row_counts(demo.path)['Invoice']} rows" in message
+    assert "the ImportIds in staging are not the ones read" in message and "sum of Total" in message
+    assert reconciled["Invoice"]["verified"] is False
+    assert all(figures["verified"] for name, figures in reconciled.items() if name != "Invoice")
+    store.discard()
+
+
+def test_an_import_whose_figures_were_not_verified_cannot_be_promoted(
+    tmp_path: Path, demo: DemoSource
+) -> None:
+    with _serve(tmp_path) as service:
+        request_id = service.import_(demo.url)
+        assert service.wait(request_id)["state"] == "Validated"
+        platform = service.app.state.service.platform
+        matter = next(t for t in platform.tables(request_id) if t["name"] == "Matter")
+        platform.reconciled(request_id, "Matter", {**matter["reconciliation"], "verified": False})
+        refused = service.promote(request_id)
+        assert refused.status_code == 409 and "not all verified" in refused.json()["error"]["message"]
