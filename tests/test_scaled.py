@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet
 from conftest import DEMO_SECRET, PG_ADMIN, DemoSource, Service, _serve, token
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.identity import EmbeddedIssuer
+from efimis_etl.migrations import head
 from efimis_etl.settings import Settings
 
 CLI = [sys.executable, "-m", "efimis_etl.cli"]
@@ -98,7 +99,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             [*CLI, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        assert "revision none → 0001" in migrated.stdout and "Job queue tables: created." in migrated.stdout
+        assert f"revision none → {head()}" in migrated.stdout and "Job queue tables: created." in migrated.stdout
         running = Cluster(settings, env, [], tmp_path)
         try:
             yield running

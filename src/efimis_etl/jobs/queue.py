@@ -13,7 +13,6 @@ At most one promotion per tenant runs at a time (a procrastinate lock per tenant
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Protocol
 
@@ -115,34 +114,31 @@ def run_queued_import(
         log.warning("import %s: retrying after an interrupted attempt", request_id)
         stores.discard_staging(request_id)
         platform.restart_import(request_id)
-    ciphertext = platform.secret(request_id)
     try:
-        if ciphertext is None:
-            platform.transition(
-                request_id,
-                [State.QUEUED],
-                State.FAILED,
-                failure_code="secret-missing",
-                failure_reason="The connection string of this import is no longer available; submit it again.",
-                import_finished_at=now(),
-            )
-            return
-        try:
-            connection_string = secret_box(settings).decrypt(ciphertext).decode()
-        except InvalidToken:
-            platform.transition(
-                request_id,
-                [State.QUEUED],
-                State.FAILED,
-                failure_code="secret-unreadable",
-                failure_reason="The connection string cannot be decrypted (EFIMIS_SECRET_KEY changed); submit again.",
-                import_finished_at=now(),
-            )
+        connection_string = _connection_string(settings, platform, request_id)
+        if connection_string is None:
             return
         run_import(settings, platform, stores, request_id, tenant, parse_connection_string(connection_string))
     finally:
         platform.delete_secret(request_id)
 
 
-def expired(settings: Settings) -> dt.datetime:
-    return dt.datetime.now(dt.UTC) - dt.timedelta(hours=settings.staging_retention_hours)
+def _connection_string(settings: Settings, platform: Platform, request_id: str) -> str | None:
+    """The queued import's connection string, or None after failing the import saying why."""
+    ciphertext = platform.secret(request_id)
+    if ciphertext is not None:
+        try:
+            return secret_box(settings).decrypt(ciphertext).decode()
+        except InvalidToken:
+            code, reason = "secret-unreadable", "it cannot be decrypted (EFIMIS_SECRET_KEY changed)"
+    else:
+        code, reason = "secret-missing", "it is no longer stored"
+    platform.transition(
+        request_id,
+        [State.QUEUED],
+        State.FAILED,
+        failure_code=code,
+        failure_reason=f"The connection string of this import is unavailable: {reason}. Submit it again.",
+        import_finished_at=now(),
+    )
+    return None
