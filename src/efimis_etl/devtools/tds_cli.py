@@ -1,24 +1,31 @@
 """`efimis-etl dev-sql-server`: the test SQL Server for demos, on 127.0.0.1, until Ctrl-C.
 
 A test-and-demo stand-in (see `tds_server`), not a database server: it answers the importer's queries from
-a SQLite source file so the SQL Server path can be tried where no SQL Server runs.
+a SQLite source file so the SQL Server path can be tried where no SQL Server runs. With `--instance NAME`
+it also answers SQL Server Browser requests (UDP 1434) for that named instance.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from efimis_etl.devtools.tds_browser import BROWSER_PORT
 from efimis_etl.devtools.tds_server import (
     DEFAULT_DATABASE,
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     HOST,
+    BrowserPortTaken,
     TdsServer,
 )
+
+# SQL Server's own rule for instance names: at most 16 characters, letters, digits, '_' and '$'.
+_INSTANCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,15}")
 
 
 def _wait_for_interrupt() -> None:
@@ -48,27 +55,46 @@ def dev_sql_server(
             "TrustServerCertificate=True); --no-tls needs Encrypt=False on the client.",
         ),
     ] = True,
+    instance: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve as this named instance: also answer SQL Server Browser requests on UDP "
+            f"{HOST}:{BROWSER_PORT}, so that Server={HOST}\\NAME (without a port) finds the server.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a SQLite source file over TDS as a test SQL Server on 127.0.0.1, until Ctrl-C.
 
     For tests and demos only: it is not a database server. It answers the importer's read-only queries
     and prints the connection string to paste into an import.
     """
-    server = TdsServer(source, user=user, password=password, database=database, port=port, tls=tls)
+    if instance is not None and not _INSTANCE_NAME.fullmatch(instance):
+        typer.echo("--instance takes a name of at most 16 letters, digits, '_' or '$'.", err=True)
+        raise typer.Exit(2)
+    server = TdsServer(
+        source, user=user, password=password, database=database, port=port, tls=tls, instance=instance
+    )
     try:
         server.start()
+    except BrowserPortTaken as error:
+        typer.echo(f"{error} Stop it, or leave out --instance and give the port.", err=True)
+        raise typer.Exit(1) from None
     except OSError as error:
         typer.echo(
             f"Cannot listen on {HOST},{port}: {error.strerror or error}. Choose another --port.", err=True
         )
         raise typer.Exit(1) from None
     try:
+        named = (
+            f" as instance {instance} (SQL Server Browser on UDP {HOST}:{BROWSER_PORT})" if instance else ""
+        )
         typer.echo(
             f"Test SQL Server (a test-and-demo stand-in, not a database server) serving {source} on "
-            f"{HOST},{server.port} {'with TLS 1.2 (self-signed)' if tls else 'without TLS'}. Ctrl-C stops it."
+            f"{HOST},{server.port}{named} {'with TLS 1.2 (self-signed)' if tls else 'without TLS'}. "
+            "Ctrl-C stops it."
         )
         typer.echo("Connection string for an import:")
-        typer.echo(server.ado_connection_string(timeout=15))
+        typer.echo(server.ado_connection_string(timeout=15, instance=instance, with_port=instance is None))
         _wait_for_interrupt()
     except KeyboardInterrupt:
         typer.echo("Stopped.")

@@ -12,10 +12,17 @@ How it answers:
 * Logins: PRELOGIN, then LOGIN7 with SQL authentication. The reply is what SQL Server sends: LOGINACK with
   ENVCHANGEs (database, collation, packet size), or error 18456 "Login failed for user '...'." for a
   wrong user or password, or 4060 "Cannot open database ..." (followed by 18456, as SQL Server does) for
-  another database. TLS (`tls=True`): the in-band handshake inside PRELOGIN packets, capped at TLS 1.2
-  with a self-signed certificate made at start; `Encrypt=yes` then needs `TrustServerCertificate=yes`,
-  and `Encrypt=no` gets the login packet encrypted only, as with SQL Server. Without TLS, `Encrypt=no`
-  or `optional` connect in plain text and `Encrypt=yes` is refused by the driver itself.
+  another database. TLS (`tls=True`): the in-band handshake inside PRELOGIN packets at TLS 1.2, with a
+  self-signed certificate made at start (`Encrypt=yes` then needs `TrustServerCertificate=yes`) or the
+  certificate given (`tls_certificate`, e.g. from `tds_tls.TestCertificateAuthority`, to see the
+  driver verify a trusted certificate's host name); `Encrypt=no` gets the login packet encrypted only,
+  as with SQL Server. A client that opens with a TLS ClientHello (`Encrypt=strict`) gets TDS 8.0: TLS
+  straight on TCP with ALPN `tds/8.0`, then PRELOGIN and LOGIN7 inside it. `tls_version="1.3"` offers
+  TLS 1.3 only, which SQL Server does only with TDS 8.0: an in-band handshake is closed at the
+  ClientHello, as SQL Server closes it. Without TLS, `Encrypt=no` or `optional` connect in plain text
+  and `Encrypt=yes` is refused by the driver itself.
+* Named instances (`instance="INST"`): a SQL Server Browser responder (`tds_browser`, UDP 1434 on
+  127.0.0.1) answers for that instance with this server's port, so `Server=127.0.0.1\\INST` resolves.
 * SQL batches are translated from T-SQL to SQLite with sqlglot and run on an in-memory database to which
   the source file is ATTACHed read-only `AS etl` (so `etl.[WorkItem]` resolves), beside an
   `INFORMATION_SCHEMA` with `COLUMNS` and `TABLES` built from the SQLite tables' declared types mapped to
@@ -33,10 +40,11 @@ How it answers:
   8114 for decimals, 2628 for too-long strings), and no row of that result is sent.
 * Comparison and ordering follow SQLite (binary), not SQL Server's case-insensitive collation.
 
-Fault injection (`Faults`, changeable while running): refuse every login (error 18401), stall before each
-result (the driver's query timeout then cancels with an ATTENTION, which is acknowledged), and drop the
-connection once N rows have been sent, counted per connection or per query, optionally only for batches
-whose SQL contains a given text.
+Fault injection (`Faults`, changeable while running): refuse every login (error 18401), never answer
+PRELOGIN (a hung server: the client's login timeout fires), refuse an unknown database with 4060 alone
+(not as SQL Server does), stall before each result (the driver's query timeout then cancels with an
+ATTENTION, which is acknowledged), and drop the connection once N rows have been sent, counted per
+connection or per query, optionally only for batches whose SQL contains a given text.
 
 Running it: `TdsServer` is the threaded server (one thread per connection, so a stalled connection
 blocks no other; `stop()` closes every socket and joins every thread). `TdsServerProcess` runs it in a
@@ -48,8 +56,6 @@ can never run, and both hang. `efimis-etl dev-sql-server` (`tds_cli`) runs `TdsS
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import ipaddress
 import itertools
 import logging
 import multiprocessing
@@ -68,7 +74,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from efimis_etl.devtools import tds_protocol as tds
+from efimis_etl.devtools.tds_browser import BROWSER_PORT, SqlBrowser
 from efimis_etl.devtools.tds_sqlite import SqlFailure, SqliteBackend
+from efimis_etl.devtools.tds_tls import ServerCertificate, TlsVersion, self_signed, server_context
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +94,11 @@ class Faults:
 
     * `refuse_logins`: answer every LOGIN7 with error 18401 ("Login failed for user '...'. Reason: Server
       is in script upgrade mode. ...").
+    * `never_answer_prelogin`: accept the connection, read the client's PRELOGIN and never answer (the
+      client's login timeout ends it): a server that is up but hung, or a port that swallows packets.
+    * `only_4060_for_unknown_database`: refuse an unknown database with error 4060 alone. SQL Server sends
+      4060 and then 18456, and mssql-python then shows only 18456 ("Login failed for user ..."); this is
+      the only way to see what the driver does with 4060 itself.
     * `close_after_rows`: once this many rows have been sent, send what is buffered and close the socket
       mid-result (no DONE). Rows are counted over the whole connection (`rows_counted_per="connection"`,
       so INFORMATION_SCHEMA rows count too) or afresh for each query (`"query"`).
@@ -96,6 +109,8 @@ class Faults:
     """
 
     refuse_logins: bool = False
+    never_answer_prelogin: bool = False
+    only_4060_for_unknown_database: bool = False
     close_after_rows: int | None = None
     rows_counted_per: Literal["connection", "query"] = "connection"
     stall_seconds: float = 0.0
@@ -103,6 +118,13 @@ class Faults:
 
     def applies_to(self, sql: str) -> bool:
         return self.when_sql_contains is None or self.when_sql_contains.lower() in sql.lower()
+
+
+class BrowserPortTaken(OSError):
+    """The SQL Server Browser port (UDP 1434) is held by another process."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class _Closed(Exception):
@@ -143,6 +165,12 @@ class _Channel:
             if not plain:
                 return
             self._buffer += plain
+
+    def peek(self) -> int:
+        """The first byte not yet consumed, without consuming it (waits for it)."""
+        while not self._buffer:
+            self._fill()
+        return self._buffer[0]
 
     def _take(self, size: int) -> bytes:
         while len(self._buffer) < size:
@@ -219,6 +247,46 @@ class _Channel:
             self._incoming.write(payload)
         self._tls = tls
 
+    def start_tls_direct(self, context: ssl.SSLContext) -> None:
+        """TDS 8.0 (`Encrypt=strict`): TLS straight on TCP, raw records, before any TDS packet."""
+        tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._incoming.write(bytes(self._buffer))
+        self._buffer.clear()
+        while True:
+            try:
+                tls.do_handshake()
+                finished = True
+            except ssl.SSLWantReadError:
+                finished = False
+            pending = self._outgoing.read()
+            if pending:
+                try:
+                    self.sock.sendall(pending)
+                except OSError:
+                    raise _Closed from None
+            if finished:
+                break
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                raise _Closed from None
+            if not data:
+                raise _Closed
+            self._incoming.write(data)
+        self._tls = tls
+        # Application data that arrived with the client's last handshake flight.
+        while True:
+            try:
+                plain = tls.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+            if not plain:
+                break
+            self._buffer += plain
+
+    def tls_version(self) -> str:
+        return (self._tls.version() or "TLS") if self._tls is not None else "none"
+
     def stop_tls(self) -> None:
         """After a login-only encryption the rest of the conversation is plain text again."""
         self._tls = None
@@ -232,6 +300,8 @@ class _Channel:
 # --------------------------------------------------------------------------------------------------
 # One client connection
 
+
+_TLS_HANDSHAKE_RECORD = 0x16  # the first byte of a TLS ClientHello; a TDS 7.x client starts with 0x12
 
 _ENCRYPTION_NAMES = {
     tds.ENCRYPT_NOT_SUP: "none",
@@ -269,13 +339,24 @@ class _Session:
 
     # login
     def _login(self) -> bool:
+        strict = self.channel.peek() == _TLS_HANDSHAKE_RECORD
+        if strict:
+            # TDS 8.0 (Encrypt=strict): TLS first, then PRELOGIN and LOGIN7 inside it.
+            if self.server._strict_context is None:
+                raise tds.ProtocolError("a TLS ClientHello (Encrypt=strict) but this server offers no TLS")
+            self.channel.start_tls_direct(self.server._strict_context)
         kind, payload = self.channel.read_message()
         if kind != tds.PRELOGIN:
             raise tds.ProtocolError(f"expected PRELOGIN, got packet type {kind}")
+        if self.server.faults.never_answer_prelogin:
+            log.info("connection %s: PRELOGIN left unanswered (fault)", self.spid)
+            self._wait_for_close()
+            return False
         options = tds.parse_prelogin(payload)
         asked = options.get(tds.PL_ENCRYPTION, b"\x00")[:1] or b"\x00"
         context = self.server._tls_context
-        if context is None:
+        if strict or context is None:
+            # TDS 8.0 ignores it (the whole connection is TLS already); without TLS there is none to offer.
             answer = tds.ENCRYPT_NOT_SUP
         else:
             answer = {tds.ENCRYPT_OFF: tds.ENCRYPT_OFF, tds.ENCRYPT_NOT_SUP: tds.ENCRYPT_NOT_SUP}.get(
@@ -284,6 +365,16 @@ class _Session:
         reply = tds.build_prelogin(answer, fedauth=tds.PL_FEDAUTH in options)
         self.channel.send_packets(tds.TABULAR_RESULT, reply)
         if context is not None and answer != tds.ENCRYPT_NOT_SUP:
+            if self.server.tls_version == "1.3":
+                # As SQL Server does with TLS 1.2 disabled: TLS 1.3 only with TDS 8.0, so the in-band
+                # handshake ends at the ClientHello with the connection closed.
+                self.channel.read_message()
+                log.info(
+                    "connection %s: in-band TLS refused (TLS 1.3 only, which needs Encrypt=strict); "
+                    "closing after the ClientHello",
+                    self.spid,
+                )
+                return False
             self.channel.start_tls(context)
 
         kind, payload = self.channel.read_message()
@@ -298,7 +389,7 @@ class _Session:
             login.user,
             login.database,
             login.app_name,
-            _ENCRYPTION_NAMES[answer],
+            f"TDS 8.0, {self.channel.tls_version()}" if strict else _ENCRYPTION_NAMES[answer],
         )
         failed = f"Login failed for user '{login.user}'."
         settings = self.server
@@ -310,9 +401,13 @@ class _Session:
         elif login.user.lower() != settings.user.lower() or login.password != settings.password:
             errors = [(18456, failed, 14)]
         elif database.lower() != settings.database.lower():
-            # SQL Server sends both; mssql-python shows only the second ("Login failed for user ...").
+            # SQL Server sends both; mssql-python shows only 18456 ("Login failed for user ..."), whatever
+            # their order. `Faults.only_4060_for_unknown_database` leaves 18456 out, which SQL Server
+            # does not do: the only way to see 4060 through that driver.
             opening = f'Cannot open database "{database}" requested by the login. The login failed.'
-            errors = [(4060, opening, 11), (18456, failed, 14)]
+            errors = [(4060, opening, 11)]
+            if not settings.faults.only_4060_for_unknown_database:
+                errors.append((18456, failed, 14))
         else:
             try:
                 self.backend = SqliteBackend(settings.source, settings.database, self.spid)
@@ -339,6 +434,17 @@ class _Session:
         )
         self.channel.send_packets(tds.TABULAR_RESULT, reply)
         return True
+
+    def _wait_for_close(self) -> None:
+        """Say nothing until the client gives up (closes) or the server stops."""
+        while not self.server._stopping.is_set():
+            if self.channel.message_waiting(0.05):
+                try:
+                    data = self.channel.sock.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
 
     # requests
     def _dispatch(self, kind: int, payload: bytes) -> None:
@@ -490,45 +596,16 @@ def _rpc_name(payload: bytes) -> str:
 # The server
 
 
-def _self_signed_context() -> ssl.SSLContext:
-    """TLS 1.2 at most (ODBC 18's in-band handshake stalls on 1.3), with a certificate made now."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.maximum_version = ssl.TLSVersion.TLSv1_2
+def _tls_contexts(
+    certificate: ServerCertificate | None, version: TlsVersion
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(in-band TDS 7.x context, TDS 8.0 strict context) for one TLS version, with the given certificate or
+    a self-signed one for localhost and 127.0.0.1 made now (its files are deleted once loaded)."""
+    if certificate is not None:
+        return server_context(certificate, version), server_context(certificate, version, strict=True)
     with tempfile.TemporaryDirectory(prefix="efimis-tds-") as folder:
-        cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
-        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        context.load_cert_chain(cert_path, key_path)
-    return context
+        made = self_signed(Path(folder))
+        return server_context(made, version), server_context(made, version, strict=True)
 
 
 class _ConnectionStrings:
@@ -538,35 +615,66 @@ class _ConnectionStrings:
     password: str
     database: str
     tls: bool
+    instance: str | None
 
     @property
     def port(self) -> int:
         raise NotImplementedError
 
-    def odbc_connection_string(self, *, encrypt: str = "no", trust_server_certificate: bool = True) -> str:
+    def odbc_connection_string(
+        self,
+        *,
+        encrypt: str = "no",
+        trust_server_certificate: bool = True,
+        host: str = HOST,
+        host_name_in_certificate: str | None = None,
+    ) -> str:
         """What `mssql_python.connect()` takes (pass the login timeout as its `timeout=`)."""
-        return (
-            f"Server=tcp:{HOST},{self.port};Database={self.database};UID={self.user};"
+        text = (
+            f"Server=tcp:{host},{self.port};Database={self.database};UID={self.user};"
             f"PWD={_braced(self.password)};Encrypt={encrypt};"
             f"TrustServerCertificate={'yes' if trust_server_certificate else 'no'}"
+        )
+        return text + (
+            f";HostNameInCertificate={host_name_in_certificate}" if host_name_in_certificate else ""
         )
 
     def ado_connection_string(
         self,
         *,
         password: str | None = None,
-        encrypt: bool | None = None,
+        database: str | None = None,
+        encrypt: bool | str | None = None,
+        trust_server_certificate: bool | None = True,
+        host_name_in_certificate: str | None = None,
+        host: str = HOST,
+        instance: str | None = None,
+        with_port: bool = True,
         timeout: int = 5,
         command_timeout: int | None = None,
     ) -> str:
-        """An ADO.NET connection string as a customer would paste it; Encrypt follows the server's TLS."""
+        """An ADO.NET connection string as a customer would paste it; Encrypt follows the server's TLS.
+
+        `instance` writes `Server=host\\instance` (with `,port` too unless `with_port=False`, when the
+        client must ask the SQL Server Browser). `encrypt`/`trust_server_certificate` None leave the
+        keyword out (the importer's defaults: Encrypt=yes, TrustServerCertificate=no)."""
+        server = host + (f"\\{instance}" if instance else "") + (f",{self.port}" if with_port else "")
+        parts = [
+            f"Server=tcp:{server}" if with_port else f"Server={server}",
+            f"Initial Catalog={self.database if database is None else database}",
+            f"User ID={self.user}",
+            f"Password={_braced(self.password if password is None else password)}",
+        ]
         encrypted = self.tls if encrypt is None else encrypt
-        text = (
-            f"Server=tcp:{HOST},{self.port};Initial Catalog={self.database};User ID={self.user};"
-            f"Password={_braced(self.password if password is None else password)};Encrypt={encrypted};"
-            f"TrustServerCertificate=True;Connection Timeout={timeout}"
-        )
-        return text + (f";Command Timeout={command_timeout}" if command_timeout is not None else "")
+        parts.append(f"Encrypt={encrypted}")
+        if trust_server_certificate is not None:
+            parts.append(f"TrustServerCertificate={trust_server_certificate}")
+        if host_name_in_certificate:
+            parts.append(f"HostNameInCertificate={host_name_in_certificate}")
+        parts.append(f"Connection Timeout={timeout}")
+        if command_timeout is not None:
+            parts.append(f"Command Timeout={command_timeout}")
+        return ";".join(parts)
 
 
 class TdsServer(_ConnectionStrings):
@@ -579,6 +687,16 @@ class TdsServer(_ConnectionStrings):
 
     `port=0` picks a free port (read `port` after start). `batches` records every SQL batch received, in
     order, over all connections. `faults` may be changed at any time.
+
+    TLS (`tls=True`): `tls_certificate` is the certificate to present (default: a self-signed one for
+    localhost and 127.0.0.1, made at start; `tds_tls.TestCertificateAuthority` issues others), and
+    `tls_version` the one TLS version offered: "1.2" (in-band TDS 7.x handshake and TDS 8.0), or "1.3",
+    offered with TDS 8.0 only (`Encrypt=strict`), as SQL Server does: an in-band handshake is then
+    closed at the ClientHello. A client opening with a TLS ClientHello gets TDS 8.0: TLS straight on TCP
+    (ALPN `tds/8.0`), then PRELOGIN and LOGIN7 inside it.
+
+    `instance`: also answer SQL Server Browser requests (UDP `browser_port` on 127.0.0.1, 1434 by default)
+    for this instance name, with this server's port (see `tds_browser`).
     """
 
     def __init__(
@@ -590,15 +708,26 @@ class TdsServer(_ConnectionStrings):
         database: str = DEFAULT_DATABASE,
         port: int = 0,
         tls: bool = False,
+        tls_certificate: ServerCertificate | None = None,
+        tls_version: TlsVersion = "1.2",
+        instance: str | None = None,
+        browser_port: int = BROWSER_PORT,
         faults: Faults | None = None,
     ) -> None:
         self.source = Path(source)
         if not self.source.is_file():
             raise FileNotFoundError(f"The SQLite source {self.source} does not exist.")
+        if tls_version not in ("1.2", "1.3"):
+            raise ValueError(f"tls_version must be '1.2' or '1.3', not {tls_version!r}")
         self.user = user
         self.password = password
         self.database = database
         self.tls = tls
+        self.tls_certificate = tls_certificate
+        self.tls_version = tls_version
+        self.instance = instance
+        self.browser_port = browser_port
+        self.browser: SqlBrowser | None = None
         self.faults = faults or Faults()
         self.batches: list[str] = []
         self._requested_port = port
@@ -609,6 +738,7 @@ class TdsServer(_ConnectionStrings):
         self._lock = threading.Lock()
         self._spids = itertools.count(51)
         self._tls_context: ssl.SSLContext | None = None
+        self._strict_context: ssl.SSLContext | None = None
 
     @property
     def port(self) -> int:
@@ -621,7 +751,7 @@ class TdsServer(_ConnectionStrings):
 
     def start(self) -> TdsServer:
         if self.tls:
-            self._tls_context = _self_signed_context()
+            self._tls_context, self._strict_context = _tls_contexts(self.tls_certificate, self.tls_version)
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -636,12 +766,25 @@ class TdsServer(_ConnectionStrings):
             target=self._accept_loop, name=f"tds-accept-{self.port}", daemon=True
         )
         self._accepting.start()
+        if self.instance is not None:
+            try:
+                self.browser = SqlBrowser({self.instance: self.port}, port=self.browser_port).start()
+            except OSError as error:
+                self.stop()
+                raise BrowserPortTaken(
+                    error.errno,
+                    f"Cannot answer SQL Server Browser requests on UDP {HOST}:{self.browser_port} "
+                    f"({error.strerror}): another SQL Server Browser (or test run) holds the port.",
+                ) from None
         log.info("test SQL Server on %s,%s serving %s", HOST, self.port, self.source)
         return self
 
     def stop(self) -> None:
         """Close the listener and every connection, and wait for their threads to end."""
         self._stopping.set()
+        if self.browser is not None:
+            self.browser.stop()
+            self.browser = None
         if self._accepting is not None:
             self._accepting.join(5)
             self._accepting = None
@@ -701,6 +844,7 @@ class TdsServerProcess(_ConnectionStrings):
         self.password = str(options.get("password", DEFAULT_PASSWORD))
         self.database = str(options.get("database", DEFAULT_DATABASE))
         self.tls = bool(options.get("tls", False))
+        self.instance = options.get("instance")
         self._options = {"source": Path(source), **options}
         self._log_level = log_level
         self._port: int | None = None
@@ -754,6 +898,10 @@ class TdsServerProcess(_ConnectionStrings):
         """Every SQL batch received so far, in order."""
         return list(self._call("batches"))
 
+    def browser_requests(self) -> list[tuple[int, str]]:
+        """(request type, instance name) of every SQL Server Browser request received (with `instance`)."""
+        return [tuple(r) for r in self._call("browser_requests")]  # type: ignore[misc]
+
     def stop(self) -> None:
         if self._pipe is not None:
             with contextlib.suppress(OSError, EOFError):
@@ -796,6 +944,8 @@ def _serve_in_child(pipe: Connection, options: dict[str, Any], log_level: int) -
                     pipe.send(None)
                 case ("batches",):
                     pipe.send(list(server.batches))
+                case ("browser_requests",):
+                    pipe.send(list(server.browser.requests) if server.browser else [])
                 case ("stop",):
                     server.stop()
                     pipe.send(None)

@@ -4,13 +4,15 @@ Test-and-demo code, not a database server. Each connection gets an in-memory SQL
 source file ATTACHed read-only `AS etl` and an `INFORMATION_SCHEMA` (`COLUMNS`, `TABLES`) built from the
 source tables' declared types. Statements are translated from T-SQL with sqlglot; each result column gets
 the SQL Server type of the source column it refers to, and every value is encoded for that type or the
-statement fails with SQL Server's conversion error (see `tds_protocol.SqlType.encode`).
+statement fails with SQL Server's conversion error (see `tds_protocol.SqlType.encode`). SUM of a decimal
+column is exact, as in SQL Server (a decimal(38, s)), not SQLite's floating-point sum.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 
 import sqlglot
@@ -50,6 +52,31 @@ CREATE TABLE INFORMATION_SCHEMA.TABLES (
     TABLE_NAME NVARCHAR(128) COLLATE NOCASE, TABLE_TYPE VARCHAR(10));
 """
 
+_DECIMAL_SUM = "tds_decimal_sum"
+
+
+class _DecimalSum:
+    """SQLite aggregate `tds_decimal_sum(value, scale)`: an exact decimal sum, as text (None for no rows)."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value: object, scale: int) -> None:
+        if value is None:
+            return
+        with localcontext() as context:
+            context.prec = 80
+            # A value no decimal column could hold fails the sum (error 8114, see `_explain`).
+            number = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
+            if not number.is_finite():
+                raise InvalidOperation(value)
+            number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+            self.total = number if self.total is None else self.total + number
+
+    def finalize(self) -> str | None:
+        return None if self.total is None else str(self.total)
+
+
 _SESSION_VALUES = {
     "version": "Microsoft SQL Server 2022 (Efimis test TDS server over SQLite; not a database server)",
     "servername": tds.SERVER_NAME,
@@ -70,6 +97,7 @@ class SqliteBackend:
         self.db = sqlite3.connect("file::memory:", uri=True, check_same_thread=False)
         try:
             uri = source.resolve().as_uri() + "?mode=ro"
+            self.db.create_aggregate(_DECIMAL_SUM, 2, _DecimalSum)
             self.db.execute("ATTACH DATABASE ? AS etl", (uri,))
             self.db.execute("ATTACH DATABASE ':memory:' AS INFORMATION_SCHEMA")
             self.db.executescript(_INFORMATION_SCHEMA_DDL)
@@ -142,7 +170,7 @@ class SqliteBackend:
             raise SqlFailure(
                 3906, f'Failed to update database "{self.database}" because the database is read-only.'
             )
-        tree = tree.transform(self._sqlite_friendly)
+        tree = self._exact_sums(tree).transform(self._sqlite_friendly)
         sql = tree.sql(dialect="sqlite")
         try:
             cursor = self.db.execute(sql)
@@ -196,14 +224,7 @@ class SqliteBackend:
         unknown: list[tuple[SqlType | None, tuple[str, str] | None]] = [(None, None)] * width
         if not isinstance(tree, exp.Select):
             return unknown
-        sources: dict[str, tuple[str, str]] = {}  # alias or name → (schema, table)
-        order: list[tuple[str, str]] = []
-        from_ = tree.args.get("from_") or tree.args.get("from")
-        joined = [j.this for j in tree.args.get("joins") or []]
-        for node in [from_.this if from_ is not None else None, *joined]:
-            if isinstance(node, exp.Table) and (found := self._find_table(node.db, node.name)):
-                sources[node.alias_or_name.lower()] = found
-                order.append(found)
+        sources, order = self._sources(tree)
         columns: list[tuple[SqlType | None, tuple[str, str] | None]] = []
         for projection in tree.expressions:
             node = projection.this if isinstance(projection, exp.Alias) else projection
@@ -218,9 +239,46 @@ class SqliteBackend:
                 columns.append(self._column(keys, node.name))
             elif isinstance(node, exp.Count) and not node.args.get("big_int"):
                 columns.append((tds.INT, None))
+            elif isinstance(node, exp.Anonymous) and node.name == _DECIMAL_SUM:
+                # SUM of a decimal(p, s) column is decimal(38, s) in SQL Server.
+                scale = int(node.expressions[1].name)
+                columns.append((SqlType("decimal", precision=38, scale=scale), None))
             else:
                 columns.append((None, None))
         return columns if len(columns) == width else unknown
+
+    def _sources(self, tree: exp.Select) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
+        """The tables a SELECT reads: by alias or name, and in order, as (schema, table) keys."""
+        sources: dict[str, tuple[str, str]] = {}
+        order: list[tuple[str, str]] = []
+        from_ = tree.args.get("from_") or tree.args.get("from")
+        joined = [j.this for j in tree.args.get("joins") or []]
+        for node in [from_.this if from_ is not None else None, *joined]:
+            if isinstance(node, exp.Table) and (found := self._find_table(node.db, node.name)):
+                sources[node.alias_or_name.lower()] = found
+                order.append(found)
+        return sources, order
+
+    def _exact_sums(self, tree: exp.Expression) -> exp.Expression:
+        """SUM of a decimal column computed exactly, as SQL Server does (SQLite sums in floating point):
+        each value at the column's scale (rounded half away from zero, as when SQL Server stores it), then
+        added as a Decimal."""
+        if not isinstance(tree, exp.Select):
+            return tree
+        sources, order = self._sources(tree)
+
+        def exact(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Sum) and isinstance(node.this, exp.Column):
+                column = node.this
+                keys = [sources[column.table.lower()]] if column.table.lower() in sources else order
+                sql_type, _ = self._column(keys, column.name)
+                if sql_type is not None and sql_type.name == "decimal":
+                    return exp.Anonymous(
+                        this=_DECIMAL_SUM, expressions=[column.copy(), exp.Literal.number(sql_type.scale)]
+                    )
+            return node
+
+        return tree.transform(exact)
 
     def _all_columns(self, key: tuple[str, str]) -> list[tuple[SqlType | None, tuple[str, str] | None]]:
         table = self._names[key]
@@ -247,6 +305,8 @@ class SqliteBackend:
             return SqlFailure(207, f"Invalid column name '{text.removeprefix('no such column: ')}'.")
         if "syntax error" in text:
             return SqlFailure(102, f"Incorrect syntax ({text}).", 15)
+        if "user-defined aggregate" in text:  # tds_decimal_sum met a value that is not a number
+            return SqlFailure(8114, "Error converting data type nvarchar to numeric.")
         if "readonly" in text or "read-only" in text:
             return SqlFailure(
                 3906, f'Failed to update database "{self.database}" because the database is read-only.'

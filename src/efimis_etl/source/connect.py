@@ -119,60 +119,170 @@ def _open_postgresql(source: SqlAlchemySource, stall_seconds: int | None) -> Sou
     return SourceConnection(connection, postgresql.dialect(), source, (psycopg.Error,))
 
 
-# Driver messages, matched case-insensitively, and what the user should change.
-_SQL_SERVER_FAILURES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+# Driver messages, matched case-insensitively, and what the user should change. The first entry whose
+# words occur in the driver's message wins, so the order matters: mssql-python reports one diagnostic
+# only, prefixed "Client unable to establish connection" for every failure to connect. The messages below
+# are those of ODBC Driver 18.6 (in mssql-python 1.16) on Linux, seen against the test SQL Server
+# (efimis_etl.devtools.tds_server; tests/test_tls_messages.py makes each case):
+#   database-not-found  only when SQL Server sends 4060 alone; it sends 4060 then 18456, and the driver then
+#                       shows 18456 ("Login failed"), so an unknown database is reported as login-failed.
+#   host-name-mismatch  "SSL Provider: [error:0A000086:...certificate verify failed:subject name does not
+#                       match host name]" (the driver compares CN and DNS names only, never IP addresses)
+#   no-usable-tls       "TCP Provider: Error code 0x2746" when the server closes the connection at the
+#                       ClientHello (SQL Server with TLS 1.3 only, or a server without TDS 8.0 for
+#                       Encrypt=strict); "SSL Provider: [...alert protocol version...]" and the like when
+#                       a TLS stack refuses the versions or ciphers offered.
+#   certificate-not-trusted  "certificate verify failed:self-signed certificate" (or "...in certificate
+#                       chain", "certificate has expired")
+#   encryption-not-supported  "Encryption not supported on the client" / "on SQL Server"
+#   instance-not-found  "SQL Server Network Interfaces: Error Locating Server/Instance Specified
+#                       [xFFFFFFFF]" (no SQL Server Browser answer for host\instance)
+#   timeout             "TCP Provider: Timeout error [258]." (no answer within Connection Timeout)
+#   host-unreachable    "TCP Provider: Error code 0x2749" (nothing listens on the port)
+# The fourth item, when not None, replaces the third for Encrypt=Strict (TDS 8.0): the driver then verifies
+# the certificate whatever TrustServerCertificate says, and a server that closes the connection at the
+# ClientHello does not speak TDS 8.0.
+_SQL_SERVER_FAILURES: tuple[tuple[tuple[str, ...], str, str, str | None], ...] = (
+    (
+        ("cannot open database",),
+        "database-not-found",
+        "SQL Server has no database '{database}' that user '{user}' may open: check Initial Catalog "
+        "(Database) in the connection string, and that the login has a user in that database.",
+        None,
+    ),
     (
         ("login failed",),
         "login-failed",
-        "SQL Server refused the login for user '{user}': check User ID and Password, and that the login "
-        "may read database '{database}'.",
+        "SQL Server refused the login for user '{user}': check User ID and Password, or the database name "
+        "(Initial Catalog '{database}') is wrong or not open to this login: SQL Server reports an unknown "
+        "database as a failed login too.",
+        None,
     ),
     (
-        ("cannot open database", "4060"),
-        "database-not-found",
-        "SQL Server has no database '{database}' this login may open: check Initial Catalog (Database).",
+        ("does not match host name", "hostname mismatch", "host name mismatch", "ip address mismatch"),
+        "host-name-mismatch",
+        "The TLS certificate of {server} is issued for another name than '{host}': write the name the "
+        "certificate is issued for in Server, or set HostNameInCertificate=<that name> (the certificate is "
+        "still verified, against that name).",
+        None,
     ),
     (
-        ("certificate verify failed", "certificate chain", "ssl provider"),
+        (
+            "alert protocol version",
+            "unsupported protocol",
+            "no protocols available",
+            "wrong version number",
+            "version too low",
+            "legacy sigalg",
+            "no shared cipher",
+            "no ciphers available",
+            "alert handshake failure",
+            "dh key too small",
+            "error code 0x2746",  # WSAECONNRESET: closed by the server during the pre-login handshake
+            "error code 0x68",  # ECONNRESET: the same, reset rather than closed
+        ),
+        "no-usable-tls",
+        "{server} accepted the connection but closed it or refused the TLS handshake: the server offers no "
+        "TLS version this service can use here. This service uses TLS 1.2 with Encrypt=True/False and TLS "
+        "1.2 or 1.3 with Encrypt=Strict (TDS 8.0, SQL Server 2022 or later). Enable TLS 1.2 on the server, "
+        "or set Encrypt=Strict if the server allows TLS 1.3 only; and check that Server names a SQL "
+        "Server's port.",
+        "{server} closed the connection or refused the TLS handshake of Encrypt=Strict (TDS 8.0, which "
+        "needs SQL Server 2022 or later): set Encrypt=True to use TLS inside the TDS 7.x handshake, or "
+        "enable strict encryption on the server; and check that Server names a SQL Server's port.",
+    ),
+    (
+        (
+            "certificate verify failed",
+            "certificate chain",
+            "self-signed",
+            "self signed",
+            "unable to get local issuer",
+            "certificate has expired",
+            "certificate is not yet valid",
+        ),
         "certificate-not-trusted",
-        "The TLS certificate of {server} is not trusted: install a trusted certificate on the server, or "
-        "set TrustServerCertificate=True if you accept an unverified one.",
+        "The TLS certificate of {server} is not trusted: install a certificate from a trusted authority on "
+        "the server, or set TrustServerCertificate=True if you accept an unverified one.",
+        "The TLS certificate of {server} is not trusted: with Encrypt=Strict the certificate is always "
+        "verified (TrustServerCertificate is ignored), so install a certificate from a trusted authority "
+        "on the server, or use Encrypt=True with TrustServerCertificate=True if you accept an unverified "
+        "one.",
+    ),
+    (
+        ("ssl provider",),
+        "tls-failed",
+        "The encrypted connection (TLS) to {server} failed: check the server's TLS certificate and settings; "
+        "Encrypt and TrustServerCertificate in the connection string say what this service requires.",
+        None,
     ),
     (
         ("encryption not supported",),
         "encryption-not-supported",
         "{server} does not support encryption: enable TLS on the server, or set Encrypt=False (or "
         "Optional) to connect unencrypted.",
+        None,
+    ),
+    (
+        ("error locating server/instance",),
+        "instance-not-found",
+        "No SQL Server Browser on {host} (UDP port 1434) named a port for instance '{instance}' within "
+        "{timeout} s: check the instance name in Server (host\\instance), that the SQL Server Browser "
+        "service runs and UDP 1434 reaches it, or give the instance's TCP port (Server=host\\instance,port).",
+        None,
     ),
     (
         ("query timeout expired",),
         "query-timeout",
         "{server} sent no answer to a query within the Command Timeout: raise Command Timeout in the "
         "connection string, or check the server's load.",
+        None,
     ),
     (
         ("login timeout", "timeout expired", "timeout error"),
         "timeout",
-        "Timed out connecting to {server} after {timeout} s: check the server is up and reachable from "
-        "this service, or raise Connection Timeout.",
+        "Timed out connecting to {server}: no answer within Connection Timeout ({timeout} s). Check that "
+        "Server names the right host and port and that the server is up (a firewall that drops packets "
+        "looks like this), or raise Connection Timeout if the server is slow to answer.",
+        None,
     ),
     (
-        ("tcp provider", "network-related", "unable to establish connection", "server is not found"),
+        ("tcp provider", "network-related", "server is not found"),
         "host-unreachable",
         "Could not reach SQL Server at {server}: check Server (host name and port) and that a firewall "
         "lets this service connect.",
+        None,
     ),
 )
 
 
 def explain_read_failure(source: Source, error: BaseException) -> SourceError:
-    """A failure while reading: a known cause (lost connection, timeout) named, else the driver's words."""
-    explained = explain_connect_failure(source, error)
-    if explained.code in ("connect-failed",):
+    """A failure while reading: a known cause (lost connection, query timeout) named, else the driver's
+    words. The code is always `source-read-failed`."""
+    detail = redact(str(error)).strip()
+    if isinstance(source, SqlServerSource):
+        lowered = detail.lower()
+        server = source.host + (f"\\{source.instance}" if source.instance else "")
+        server += f",{source.port}" if source.port else ""
+        if "query timeout expired" in lowered:
+            message = (
+                f"{server} sent no answer to a query within the Command Timeout: raise Command Timeout in "
+                "the connection string, or check the server's load"
+            )
+        elif any(
+            n in lowered
+            for n in ("communication link failure", "tcp provider", "ssl provider", "sqlgetdata failed")
+        ):
+            message = (
+                f"the connection to {server} was lost while reading: check the network between this "
+                "service and the server, and that the server was not restarted, then import again"
+            )
+        else:
+            return SourceError(f"Reading the source failed: {detail}", code="source-read-failed")
         return SourceError(
-            f"Reading the source failed: {redact(str(error)).strip()}", code="source-read-failed"
+            f"Reading the source failed: {message} (driver: {detail})", code="source-read-failed"
         )
-    return SourceError(f"Reading the source failed: {explained.message}", code="source-read-failed")
+    return SourceError(f"Reading the source failed: {detail}", code="source-read-failed")
 
 
 def explain_connect_failure(source: Source, error: BaseException) -> SourceError:
@@ -182,10 +292,17 @@ def explain_connect_failure(source: Source, error: BaseException) -> SourceError
         lowered = detail.lower()
         server = source.host + (f"\\{source.instance}" if source.instance else "")
         server += f",{source.port}" if source.port else ""
-        for needles, code, template in _SQL_SERVER_FAILURES:
+        for needles, code, template, strict_template in _SQL_SERVER_FAILURES:
             if any(n in lowered for n in needles):
+                if source.encrypt == "strict" and strict_template is not None:
+                    template = strict_template
                 message = template.format(
-                    user=source.user, database=source.database, server=server, timeout=source.login_timeout
+                    user=source.user,
+                    database=source.database,
+                    server=server,
+                    host=source.host,
+                    instance=source.instance or "",
+                    timeout=source.login_timeout,
                 )
                 return SourceError(f"{message} (driver: {detail})", code=code)
         return SourceError(f"Could not connect to SQL Server at {server}: {detail}", code="connect-failed")
