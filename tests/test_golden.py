@@ -11,8 +11,8 @@ every validation rule, the edge values of each type the schema uses:
   ImportId of exactly 100 characters, one with an apostrophe and an emoji, and references to them;
 * INT at 0 and 2147483647, BIT both ways, and NULL in every nullable column (one row or another).
 
-The money limits do not fit the embedded SQLite stores (a known failure, `SQLITE_MONEY_LIMIT`, marked
-xfail there), so the test also runs with ±9876543.2109 in their place. Dates outside the date-range rule
+The money limits do not fit the embedded SQLite stores: there each is reported as a `precision` finding
+naming the store's limit, and the test also runs with ±9876543.2109 in their place. Dates outside the date-range rule
 (0001-01-01, 9999-12-31) must arrive exactly too, and then be reported by that rule, not altered.
 
 It is served by the test SQL Server (TDS, Microsoft's driver), imported through our service over HTTP,
@@ -421,32 +421,15 @@ def _ordinary(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str,
     }
 
 
-# The embedded (SQLite) stores keep money as a 64-bit count of ten-thousandths: DECIMAL(19,4)'s limits do
-# not fit. Not ours to change here (src/efimis_etl/schema/tables.py, src/efimis_etl/staging/store.py).
-SQLITE_MONEY_LIMIT = (
-    "Embedded SQLite stores keep DECIMAL(19,4) as a 64-bit integer count of 1/10,000 (schema.tables."
-    "ExactDecimal, staging.store._scaled): 999999999999999.9999 is 9999999999999999999 ten-thousandths > "
-    "2**63-1, so StagingStore.load raises OverflowError('Python int too large to convert to SQLite "
-    "INTEGER') and the import ends Failed (internal-error). The largest value they hold is "
-    "922337203685477.5807, and even below it SQLite's sum() raises 'integer overflow' once a column's total "
-    "passes that (reconciliation, validation)."
-)
-
-
-OVERFLOW = "Unexpected error (OverflowError); the service log has details."
-
-
-class MoneyOverflow(Exception):
-    """The import failed with the OverflowError of SQLITE_MONEY_LIMIT."""
+# The embedded (SQLite) stores keep money as a 64-bit count of ten-thousandths, so DECIMAL(19,4)'s limits
+# (999999999999999.9999 is 9999999999999999999 ten-thousandths > 2**63-1) do not fit: the reader reports
+# each such value as a `precision` finding naming the store's limit (±922337203685477.5807) and the fix
+# (the PostgreSQL stores), rather than altering it or failing. The PostgreSQL stores hold them exactly.
 
 
 @pytest.fixture
-def limits(request: pytest.FixtureRequest, settings: Any) -> bool:
-    """True for the fixture at DECIMAL(19,4)'s limits; on the SQLite stores that is a known failure."""
-    at_limits = request.param == "limits"
-    if at_limits and not settings.staging_url:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=MoneyOverflow, reason=SQLITE_MONEY_LIMIT))
-    return at_limits
+def limits(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param == "limits")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -506,6 +489,30 @@ def _assert_exact(where: str, expected: tuple, found: tuple, columns: tuple[Colu
 # The test
 
 
+def _assert_limits_reported_by_the_embedded_store(
+    service: Service, request_id: str, status: dict[str, Any], rows: dict[str, list[dict[str, Any]]]
+) -> None:
+    assert status["state"] == "ValidationFailed", status["failure"]
+    findings = service.client.get(f"/etl/import/{request_id}/findings", params={"limit": 10_000}).json()[
+        "items"
+    ]
+    at_limit = {
+        (entity, row["ImportId"], name)
+        for entity, entity_rows in rows.items()
+        for row in entity_rows
+        for name, value in row.items()
+        if isinstance(value, Decimal) and abs(value) == MAX
+    }
+    precision = {(f["table"], f["importId"], f["column"]) for f in findings if f["rule"] == "precision"}
+    assert precision == at_limit
+    assert all(
+        "922337203685477.5807" in f["message"] and "PostgreSQL" in f["message"]
+        for f in findings
+        if f["rule"] == "precision"
+    )
+    assert all(t["reconciliation"]["verified"] for t in status["tables"])
+
+
 @pytest.mark.parametrize("limits", ["limits", "ordinary"], indirect=True)
 def test_every_edge_value_arrives_exactly_in_staging_and_production(
     service: Service, tmp_path: Path, sql_server: StartServer, limits: bool
@@ -514,8 +521,9 @@ def test_every_edge_value_arrives_exactly_in_staging_and_production(
     server = sql_server(write_source(tmp_path / "golden.db", rows), tls=True)
     request_id = service.import_(server.ado_connection_string(encrypt=True, timeout=5))
     status = service.wait(request_id, timeout=120)
-    if status["failure"] == {"code": "internal-error", "reason": OVERFLOW}:
-        raise MoneyOverflow(status["failure"])
+    if limits and not service.settings.staging_url:
+        _assert_limits_reported_by_the_embedded_store(service, request_id, status, rows)
+        return
     assert status["state"] == "Validated", status["failure"] or status["validation"]
     assert status["validation"]["errors"] == 0, status["validation"]
     tables = {t["table"]: t for t in status["tables"]}
@@ -569,7 +577,7 @@ def test_every_edge_value_arrives_exactly_in_staging_and_production(
 def test_dates_outside_the_rule_arrive_exactly_and_are_reported_not_altered(
     service: Service, tmp_path: Path, sql_server: StartServer
 ) -> None:
-    # Money away from its limits, so that this runs on the SQLite stores too (see SQLITE_MONEY_LIMIT).
+    # Money away from its limits, so that this runs on the SQLite stores too.
     rows = _ordinary(ROWS)
     matter = next(r for r in rows["Matter"] if r["ImportId"] == "M1")
     matter["OpenedOn"], matter["ClosedOn"] = dt.date(1, 1, 1), dt.date(9999, 12, 31)

@@ -516,13 +516,6 @@ def test_a_value_no_sql_server_column_could_hold_fails_the_import(
     assert "would be truncated in table 'Firm.etl.Contact', column 'Country'" in failure["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQL Server's error 2628 (String or binary data would be truncated) is permanent, but "
-    "staging/load.py's _PERMANENT ('conversion failed', 'permission', 'invalid object name', 'invalid "
-    "column name', 'login failed') does not list it, so the reader reconnects and re-reads "
-    "the default read_retries (5) times with backoff (1+2+4+8+16 s) before failing: about 31 s for nothing.",
-)
 def test_a_value_no_sql_server_column_could_hold_is_not_retried(
     tmp_path: Path, demo_with_errors: DemoSource, sql_server: StartServer
 ) -> None:

@@ -249,6 +249,7 @@ def _convert(
             continue
         try:
             converted = convert(value)
+            stored = converted if encode is None else encode(converted)  # the store may refuse it too
         except Rejected as rejected:
             out.append(None)
             converted_row.append(None)
@@ -259,6 +260,6 @@ def _convert(
             )
             continue
         converted_row.append(converted)
-        out.append(converted if encode is None else encode(converted))
+        out.append(stored)
     tally.add(converted_row)
     return tuple(out)

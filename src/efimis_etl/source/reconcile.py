@@ -111,20 +111,22 @@ class Tally:
         )
 
 
-def aggregate_query(table: Any, entity: Entity) -> Any:
-    """count, then sum of each money column, then min and max of each date column."""
+def aggregate_query(table: Any, entity: Entity, *, sums: bool = True) -> Any:
+    """count, then (with `sums`) the sum of each money column, then min and max of each date column."""
     columns = [func.count()]
-    columns += [func.sum(table.c[n]) for n in money_columns(entity)]
+    columns += [func.sum(table.c[n]) for n in money_columns(entity)] if sums else []
     for name in date_columns(entity):
         columns += [func.min(table.c[name]), func.max(table.c[name])]
     return select(*columns).select_from(table)
 
 
-def figures_from_aggregates(entity: Entity, row: tuple[Any, ...], *, money: Any, date: Any) -> Figures:
+def figures_from_aggregates(
+    entity: Entity, row: tuple[Any, ...], *, money: Any, date: Any, sums: bool = True
+) -> Figures:
     """Figures from `aggregate_query`'s row; `money` and `date` turn stored values into Decimal / ISO."""
     figures = Figures(rows=int(row[0]))
     position = 1
-    for name in money_columns(entity):
+    for name in money_columns(entity) if sums else []:
         figures.sums[name] = money(row[position]) if row[position] is not None else Decimal(0)
         position += 1
     for name in date_columns(entity):

@@ -46,7 +46,16 @@ ProgressCallback = Callable[[str, int], None]
 ReconciledCallback = Callable[[str, dict[str, Any]], None]
 
 # Failures that another attempt cannot fix: retrying would only delay the message.
-_PERMANENT = ("conversion failed", "permission", "invalid object name", "invalid column name", "login failed")
+_PERMANENT = (
+    "conversion failed",
+    "would be truncated",  # 2628: a value no column of that type could hold
+    "arithmetic overflow",
+    "out-of-range",
+    "permission",
+    "invalid object name",
+    "invalid column name",
+    "login failed",
+)
 
 
 @dataclass(frozen=True)

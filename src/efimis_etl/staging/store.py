@@ -33,7 +33,9 @@ from efimis_etl.source.reconcile import (
     aggregate_query,
     figures_from_aggregates,
     import_id_hash,
+    money_columns,
 )
+from efimis_etl.source.values import Rejected
 from efimis_etl.sqlite import sqlite_engine
 
 FINDINGS = MetaData()
@@ -53,9 +55,19 @@ FINDING = Table(
 )
 
 
+SQLITE_MONEY_LIMIT = Decimal(2**63 - 1).scaleb(-MONEY_SCALE)  # 922337203685477.5807
+
+
 def _scaled(value: Decimal) -> int:
     # Values arrive quantized to 4 places (source.values), so this is exact.
-    return int(value.scaleb(MONEY_SCALE))
+    scaled = int(value.scaleb(MONEY_SCALE))
+    if abs(scaled) > 2**63 - 1:
+        raise Rejected(
+            "precision",
+            f"beyond ±{SQLITE_MONEY_LIMIT}, the most the embedded (SQLite) store holds exactly; import into "
+            "the PostgreSQL stores (EFIMIS_STAGING_URL), which hold all of DECIMAL(19,4)",
+        )
+    return scaled
 
 
 _ENCODERS: dict[Kind, Callable[[Any], Any]] = {
@@ -119,19 +131,20 @@ class StagingStore:
     def measure(self, entity: Entity) -> Figures:
         """The loaded figures of one table, for reconciliation with what was read."""
         table = STAGING.tables[entity.name]
+        money = money_columns(entity)
         with self.engine.connect() as conn:
-            row = conn.execute(aggregate_query(table, entity)).one()
-            figures = figures_from_aggregates(
-                entity,
-                tuple(row),
-                money=Decimal,
-                date=str,  # the column types already decoded them
-            )
-            digest = 0
-            for (import_id,) in conn.execution_options(yield_per=10_000).execute(select(table.c.ImportId)):
+            row = conn.execute(aggregate_query(table, entity, sums=False)).one()
+            figures = figures_from_aggregates(entity, tuple(row), money=Decimal, date=str, sums=False)
+            # Sums and digest in Python, streamed: SQLite's integer sum() overflows on large totals.
+            digest, sums = 0, dict.fromkeys(money, Decimal(0))
+            query = select(table.c.ImportId, *(table.c[n] for n in money))
+            for import_id, *amounts in conn.execution_options(yield_per=10_000).execute(query):
                 if import_id is not None:
                     digest = (digest + import_id_hash(import_id)) % DIGEST_MODULUS
-        figures.digest = f"{digest:016x}"
+                for name, amount in zip(money, amounts, strict=True):
+                    if amount is not None:
+                        sums[name] += amount
+        figures.digest, figures.sums = f"{digest:016x}", sums
         return figures
 
     def discard(self) -> None:
