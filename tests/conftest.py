@@ -85,9 +85,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The service's settings on each backend: the embedded SQLite stores, and PostgreSQL stores (staging
+    and production schemas) in a new database of their own, dropped afterwards (as `pg_url` does)."""
+    embedded = Settings(data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET)
+    if request.param == "sqlite":
+        yield embedded
+        return
+    import psycopg
+
+    name = f"efimis_stores_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true and is not reachable: {error}")
+        pytest.skip(f"PostgreSQL not reachable: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+            yield embedded.model_copy(update={"staging_url": url, "production_url": url})
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @contextmanager

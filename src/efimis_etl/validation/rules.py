@@ -1,15 +1,19 @@
 """The validation rules: stable codes, severities, and the set-based SQL that finds each violation.
 
 Every rule runs as one `INSERT INTO _Finding … SELECT …` per table and column inside the staging store,
-with the tenant's production store attached as `production` so that references to objects promoted
-earlier resolve. Nothing is checked row by row in Python, except the value conversions done while
-reading (rules `type` and `precision`), which the reader records as it goes.
+with the tenant's production tables reachable (SQLite: the production store attached as `production`;
+PostgreSQL: the tenant's schema, or temporary copies) so that references to objects promoted earlier
+resolve. Nothing is checked row by row in Python, except the value conversions done while reading (rules
+`type` and `precision`), which the reader records as it goes.
+
+The statements are rendered for one backend by a `business.RuleDialect` (SQLite by default), so that both
+backends report the same findings in the same order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -29,33 +33,37 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.sql.expression import null
 
 from efimis_etl.schema.model import (
     ENTITIES,
     ENTITY_BY_NAME,
     ENTITY_BY_PREFIX,
-    PLATFORM_ID_DIGITS,
     Column,
     Entity,
     Kind,
-    platform_reference_glob,
 )
 from efimis_etl.schema.tables import PRODUCTION, STAGING
 from efimis_etl.staging.store import FINDING
 from efimis_etl.validation import business
+from efimis_etl.validation.business import SQLITE, RuleDialect
 from efimis_etl.validation.catalogue import ERROR, RULES, WARNING, Rule
 
-__all__ = ["ERROR", "RULES", "WARNING", "Rule", "run_rules"]
-
-# Staging tables, and the production tables as seen through the `production` attachment.
-_PRODUCTION_ATTACHED = MetaData()
-for _table in PRODUCTION.tables.values():
-    _table.to_metadata(_PRODUCTION_ATTACHED, schema="production")
+__all__ = ["ERROR", "RULES", "SQLITE", "WARNING", "Rule", "RuleDialect", "run_rules"]
 
 
-def _production(entity_name: str) -> Any:
-    return _PRODUCTION_ATTACHED.tables[f"production.{entity_name}"]
+@cache
+def _production_metadata(schema: str) -> MetaData:
+    """The production tables as the rules see them: in the schema `production` names."""
+    metadata = MetaData()
+    for table in PRODUCTION.tables.values():
+        table.to_metadata(metadata, schema=schema)
+    return metadata
+
+
+def _production(d: RuleDialect, entity_name: str) -> Any:
+    return _production_metadata(d.production_schema).tables[f"{d.production_schema}.{entity_name}"]
 
 
 def _staging(entity_name: str) -> Any:
@@ -63,6 +71,7 @@ def _staging(entity_name: str) -> Any:
 
 
 def _findings(
+    d: RuleDialect,
     rule: str,
     entity: Entity,
     query: Select[Any],
@@ -71,18 +80,26 @@ def _findings(
     value: ColumnElement[Any] | None,
     detail: ColumnElement[Any] | str | None,
 ) -> Any:
-    """`INSERT INTO _Finding SELECT …` for the rows `query` selects (its first column is ImportId)."""
+    """`INSERT INTO _Finding SELECT …` for the rows `query` selects (its first column is ImportId),
+    in the order of ImportId, value and detail (binary order), so both backends number them alike."""
     severity = RULES[rule].severity
     detail_expr = literal(detail) if isinstance(detail, str) else (detail if detail is not None else null())
+    import_id = query.selected_columns[0]
+    shown = func.substr(d.text_expr(value), 1, 200) if value is not None else None
+    order = [d.sort_expr(import_id).nulls_first()]
+    if shown is not None:
+        order.append(d.sort_expr(shown).nulls_first())
+    if detail is not None and not isinstance(detail, str):
+        order.append(d.sort_expr(detail).nulls_first())
     source = query.with_only_columns(
         literal(rule),
         literal(severity),
         literal(entity.name),
-        query.selected_columns[0],
+        import_id,
         literal(column) if column else null(),
-        func.substr(value, 1, 200) if value is not None else null(),
+        shown if shown is not None else null(),
         detail_expr,
-    )
+    ).order_by(*order)
     return insert(FINDING).from_select(
         ["Rule", "Severity", "TableName", "ImportId", "ColumnName", "Value", "Detail"], source
     )
@@ -99,7 +116,7 @@ def _not_already_reported(table: Any, column: str) -> ColumnElement[bool]:
     )
 
 
-def _field_rules(entity: Entity) -> Iterator[Any]:
+def _field_rules(d: RuleDialect, entity: Entity) -> Iterator[Any]:
     table = _staging(entity.name)
     for column in entity.all_columns:
         c = table.c[column.name]
@@ -108,6 +125,7 @@ def _field_rules(entity: Entity) -> Iterator[Any]:
             if column.kind in (Kind.TEXT, Kind.LONG_TEXT, Kind.REFERENCE):
                 empty = or_(empty, func.trim(c) == "")
             yield _findings(
+                d,
                 "required",
                 entity,
                 select(table.c.ImportId).where(empty, _not_already_reported(table, column.name)),
@@ -117,6 +135,7 @@ def _field_rules(entity: Entity) -> Iterator[Any]:
             )
         if column.max_length is not None:
             yield _findings(
+                d,
                 "max-length",
                 entity,
                 select(table.c.ImportId).where(func.length(c) > column.max_length),
@@ -130,6 +149,7 @@ def _field_rules(entity: Entity) -> Iterator[Any]:
             allowed = sorted(column.enumeration.allowed)
             names = ", ".join(f"{v.value} ({v.name})" for v in column.enumeration.values)
             yield _findings(
+                d,
                 "enum",
                 entity,
                 select(table.c.ImportId).where(c.is_not(None), c.not_in(allowed)),
@@ -139,7 +159,7 @@ def _field_rules(entity: Entity) -> Iterator[Any]:
             )
 
 
-def _unique_import_id(entity: Entity) -> Any:
+def _unique_import_id(d: RuleDialect, entity: Entity) -> Any:
     table = _staging(entity.name)
     duplicated = (
         select(table.c.ImportId, func.count().label("n"))
@@ -148,6 +168,7 @@ def _unique_import_id(entity: Entity) -> Any:
         .having(func.count() > 1)
     )
     return _findings(
+        d,
         "unique-import-id",
         entity,
         duplicated,
@@ -157,37 +178,31 @@ def _unique_import_id(entity: Entity) -> Any:
     )
 
 
-def _is_platform_reference_of(value: ColumnElement[Any], prefix: str) -> ColumnElement[bool]:
-    return value.op("GLOB", is_comparison=True)(platform_reference_glob(prefix))
-
-
-def _platform_id_of(value: ColumnElement[Any]) -> ColumnElement[Any]:
-    return func.substr(value, -PLATFORM_ID_DIGITS)
-
-
-def _reference_rules(entity: Entity, column: Column) -> Iterator[Any]:
+def _reference_rules(d: RuleDialect, entity: Entity, column: Column) -> Iterator[Any]:
     assert column.target is not None
     target = ENTITY_BY_NAME[column.target]
     table = _staging(entity.name)
     value = table.c[column.name]
     # Aliased, so that a self-reference (an account's parent account) is not correlated away.
     staged = _staging(target.name).alias()
-    promoted = _production(target.name).alias()
-    own_form = _is_platform_reference_of(value, target.prefix)
+    promoted = _production(d, target.name).alias()
+    own_form = d.is_reference_expr(value, target.prefix)
     other_prefixes = [p for p in ENTITY_BY_PREFIX if p != target.prefix]
-    other_form = or_(*(_is_platform_reference_of(value, p) for p in other_prefixes))
+    other_form = d.is_reference_expr(value, *other_prefixes)
 
     yield _findings(
+        d,
         "reference-missing-in-production",
         entity,
         select(table.c.ImportId).where(
-            own_form, not_(exists().where(promoted.c.PlatformId == _platform_id_of(value)))
+            own_form, not_(exists().where(promoted.c.PlatformId == d.platform_id_expr(value)))
         ),
         column=column.name,
         value=value,
         detail=f"no {target.name} with this platform id exists in production",
     )
     yield _findings(
+        d,
         "reference-wrong-entity",
         entity,
         select(table.c.ImportId).where(other_form),
@@ -196,6 +211,7 @@ def _reference_rules(entity: Entity, column: Column) -> Iterator[Any]:
         detail=f"{column.name} must refer to a {target.name} ({target.prefix}_<id>)",
     )
     yield _findings(
+        d,
         "reference-unresolved",
         entity,
         select(table.c.ImportId).where(
@@ -212,10 +228,11 @@ def _reference_rules(entity: Entity, column: Column) -> Iterator[Any]:
     )
 
 
-def _date_order_rules() -> Iterator[Any]:
+def _date_order_rules(d: RuleDialect) -> Iterator[Any]:
     for entity_name, earlier, later in (("Matter", "OpenedOn", "ClosedOn"), ("Invoice", "IssuedOn", "DueOn")):
         table = _staging(entity_name)
         yield _findings(
+            d,
             "date-order",
             ENTITY_BY_NAME[entity_name],
             select(table.c.ImportId).where(and_(table.c[later] < table.c[earlier])),
@@ -225,30 +242,54 @@ def _date_order_rules() -> Iterator[Any]:
         )
 
 
-def validation_statements() -> Iterator[Any]:
+def validation_statements(d: RuleDialect = SQLITE) -> Iterator[Any]:
     for entity in ENTITIES:
-        yield from _field_rules(entity)
-        yield _unique_import_id(entity)
+        yield from _field_rules(d, entity)
+        yield _unique_import_id(d, entity)
         for column in entity.references:
-            yield from _reference_rules(entity, column)
-    yield from _date_order_rules()
+            yield from _reference_rules(d, entity, column)
+    yield from _date_order_rules(d)
+
+
+# On PostgreSQL the rules are compiled once against this schema name, and the tenant's schema is put in
+# its place: compiling costs about a second, and there is one production schema per tenant.
+_PLACEHOLDER = business.postgresql("efimis_production_schema")
 
 
 @cache
-def _compiled_rules() -> tuple[str, ...]:
-    """The rules as SQLite text, compiled once per process: building and compiling ~300 statements
-    costs far more than running them on a small import. Literals are all our own constants."""
-    dialect = sqlite.dialect()
+def _compile(d: RuleDialect) -> tuple[str, ...]:
+    dialect = psycopg.dialect() if d.postgresql else sqlite.dialect()
     compiled = tuple(
         str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        for statement in validation_statements()
+        for statement in validation_statements(d)
     )
-    return compiled + business.statements()
+    business_rules = business.statements(d)
+    if d.postgresql:
+        business_rules = tuple(s.replace("%", "%%") for s in business_rules)
+    return compiled + business_rules
 
 
-def run_rules(conn: Connection) -> None:
-    """Run every rule on the staging store `conn` is open on (production attached as `production`)."""
+@lru_cache(maxsize=256)
+def compiled_rules(d: RuleDialect = SQLITE) -> tuple[str, ...]:
+    """The rules as SQL text for one dialect (and production schema), compiled once per process: building
+    and compiling ~300 statements costs far more than running them on a small import. Literals are all
+    our own constants. The text is for `exec_driver_sql`: on PostgreSQL (psycopg, pyformat) a literal
+    `%` is doubled, as SQLAlchemy compiles it."""
+    if not d.postgresql:
+        return _compile(d)
+    name, schema = _PLACEHOLDER.production_schema, d.production + "."
+    rules = []
+    for statement in _compile(_PLACEHOLDER):
+        replaced = statement.replace(f'"{name}".', schema).replace(f"{name}.", schema)
+        assert name not in replaced
+        rules.append(replaced)
+    return tuple(rules)
+
+
+def run_rules(conn: Connection, dialect: RuleDialect = SQLITE) -> None:
+    """Run every rule on the staging store `conn` is open on, with production where `dialect` says
+    (SQLite: attached as `production`; PostgreSQL: the staging schema first on the search path)."""
     # The field rules read the reader's findings, so those must stay first; order among rules is fixed,
     # which keeps finding ids (and so "the first findings") stable across runs.
-    for statement in _compiled_rules():
+    for statement in compiled_rules(dialect):
         conn.exec_driver_sql(statement)

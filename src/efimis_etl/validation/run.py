@@ -6,12 +6,13 @@ them; the summary kept in an import's status is computed from them once, when va
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from efimis_etl.promotion.promote import production_engine
 from efimis_etl.staging.store import FINDING, StagingStore
@@ -42,14 +43,19 @@ def validate_store(staging_path: Path, production_path: Path, *, first: int) -> 
         with staging.engine.begin() as conn:
             run_rules(conn)
         with staging.engine.connect() as conn:
-            by_rule = conn.execute(
-                select(FINDING.c.Rule, FINDING.c.Severity, func.count())
-                .group_by(FINDING.c.Rule, FINDING.c.Severity)
-                .order_by(FINDING.c.Rule)
-            ).all()
-            rows = conn.execute(select(FINDING).order_by(FINDING.c.Id).limit(first)).mappings().all()
+            return summarize(conn, first=first)
     finally:
         staging.engine.dispose()
+
+
+def summarize(conn: Connection, *, first: int) -> dict[str, Any]:
+    """The validation summary of the findings `conn` sees: counts by rule and the first `first`."""
+    by_rule = conn.execute(
+        select(FINDING.c.Rule, FINDING.c.Severity, func.count())
+        .group_by(FINDING.c.Rule, FINDING.c.Severity)
+        .order_by(FINDING.c.Rule)
+    ).all()
+    rows = conn.execute(select(FINDING).order_by(FINDING.c.Id).limit(first)).mappings().all()
     return {
         "errors": sum(n for _, severity, n in by_rule if severity == ERROR),
         "warnings": sum(n for _, severity, n in by_rule if severity != ERROR),
@@ -84,36 +90,50 @@ def list_findings(
     staging = StagingStore.open(staging_path, readonly=True)
     try:
         with staging.engine.connect() as conn:
-            total = conn.execute(where.apply(select(func.count()).select_from(FINDING))).scalar_one()
-            rows = conn.execute(
-                where.apply(select(FINDING)).order_by(FINDING.c.Id).offset(offset).limit(limit)
-            ).mappings()
-            return total, [finding_view(dict(r)) for r in rows]
+            return findings_page(conn, where, offset=offset, limit=limit)
     finally:
         staging.engine.dispose()
+
+
+def findings_page(
+    conn: Connection, where: FindingFilter, *, offset: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """(total, one page) of the findings `conn` sees."""
+    total = conn.execute(where.apply(select(func.count()).select_from(FINDING))).scalar_one()
+    rows = conn.execute(
+        where.apply(select(FINDING)).order_by(FINDING.c.Id).offset(offset).limit(limit)
+    ).mappings()
+    return total, [finding_view(dict(r)) for r in rows]
 
 
 def iter_findings(staging_path: Path, where: FindingFilter, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
     """All findings in order, read in batches (there can be millions)."""
-    last = 0
     staging = StagingStore.open(staging_path, readonly=True)
     try:
-        while True:
-            with staging.engine.connect() as conn:
-                rows = (
-                    conn.execute(
-                        where.apply(select(FINDING))
-                        .where(FINDING.c.Id > last)
-                        .order_by(FINDING.c.Id)
-                        .limit(batch)
-                    )
-                    .mappings()
-                    .all()
-                )
-            if not rows:
-                return
-            for row in rows:
-                yield finding_view(dict(row))
-            last = rows[-1]["Id"]
+        yield from iter_findings_from(staging.engine.connect, where, batch=batch)
     finally:
         staging.engine.dispose()
+
+
+def iter_findings_from(
+    connect: Callable[[], AbstractContextManager[Connection]], where: FindingFilter, *, batch: int = 5000
+) -> Iterator[dict[str, Any]]:
+    """All findings in order, a batch per connection from `connect` (none is held between batches)."""
+    last = 0
+    while True:
+        with connect() as conn:
+            rows = (
+                conn.execute(
+                    where.apply(select(FINDING))
+                    .where(FINDING.c.Id > last)
+                    .order_by(FINDING.c.Id)
+                    .limit(batch)
+                )
+                .mappings()
+                .all()
+            )
+        if not rows:
+            return
+        for row in rows:
+            yield finding_view(dict(row))
+        last = rows[-1]["Id"]

@@ -1,0 +1,359 @@
+"""Tenant stores on PostgreSQL: the `TenantStores` of a scaled-out deployment.
+
+Where things live
+    Staging (`EFIMIS_STAGING_URL`): one schema per import request, `staging_<requestId>`, holding the
+    entity tables (every column nullable, as on SQLite), `_Finding`, and `_Meta` (the request id and the
+    schema's creation time, for retention). Production (`EFIMIS_PRODUCTION_URL`): one schema per tenant,
+    `tenant_<tenant>` (a name too long for PostgreSQL's 63 bytes is shortened with a hash: see
+    `naming.tenant_schema`), created on demand with the production tables and `_Promotion`. Every table
+    comes from the one schema model (`schema.tables`), placed with `schema_translate_map`; money is
+    NUMERIC(19,4) / NUMERIC(9,4).
+
+Loading
+    `create_staging` returns a loader holding one psycopg connection; each batch is one binary COPY (and
+    one of the reader's findings) in one transaction (`postgres.staging`). `close_staging` closes it.
+
+Validation
+    The same rules as on SQLite, rendered for PostgreSQL (`validation.business.RuleDialect`), run inside
+    the staging database in one transaction with the staging schema first on the search path. When
+    staging and production are the same database (same host, port and database in both URLs) the rules
+    read the tenant's schema directly. When they are different servers, the rules read temporary tables
+    (`pg_temp`, dropped at commit) into which the production columns the rules need — ImportId and
+    PlatformId of every entity, plus `business.PRODUCTION_LOOKUPS` — are streamed with COPY first, from one
+    repeatable-read snapshot of production. No foreign-data wrapper or extension is needed.
+
+Promotion
+    Same database: one transaction on the production connection (which sees the staging schema):
+    `INSERT … ON CONFLICT DO NOTHING` for new platform ids, `UPDATE … FROM … IS DISTINCT FROM` for values,
+    and the `_Promotion` record (`postgres.promote`). Different servers: first a resumable, idempotent
+    copy of the staged rows into a side schema `promote_<requestId>` on the production server, one table
+    per transaction, each with its completion marker (`_Copied`) written in the same transaction, so a
+    copy interrupted midway resumes with the first incomplete table; then the same single transaction,
+    reading the side schema. Either way production changes all at once or not at all. Promotions of one
+    tenant queue behind a transaction-scoped advisory lock. The side schema is kept (the id map reads it,
+    on the production server) and dropped with the staging schema (`discard_staging`, retention).
+
+Retention
+    `drop_expired_staging(now)` drops every staging schema whose `_Meta.CreatedAt` is older than
+    `staging_retention_hours`, and its side schema (and any side schema older than that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import sql
+from sqlalchemy import Connection, Engine, collate, insert, select, text
+from sqlalchemy.schema import CreateSchema
+
+from efimis_etl.postgres.naming import (
+    COPIED,
+    META,
+    SIDE_PREFIX,
+    STAGING_PREFIX,
+    columns_sql,
+    create_tables,
+    db_errors,
+    driver,
+    lock,
+    pg_engine,
+    quote,
+    schema_exists,
+    schemas_like,
+    server_of,
+    side_schema,
+    staging_schema,
+    stream_copy,
+    table_sql,
+    tenant_schema,
+    valid_request_id,
+)
+from efimis_etl.postgres.promote import STAGED_SCHEMA, id_map_query, promote_translated
+from efimis_etl.postgres.staging import PostgresStaging
+from efimis_etl.promotion.promote import PROMOTION_LOG, TableResult
+from efimis_etl.schema.model import ENTITIES
+from efimis_etl.schema.tables import PRODUCTION, STAGING
+from efimis_etl.settings import Settings
+from efimis_etl.staging.load import Loader
+from efimis_etl.staging.store import FINDINGS
+from efimis_etl.validation.business import PRODUCTION_LOOKUPS, postgresql
+from efimis_etl.validation.rules import run_rules
+from efimis_etl.validation.run import (
+    FindingFilter,
+    findings_page,
+    iter_findings_from,
+    summarize,
+)
+
+
+class PostgresStores:
+    """Staging schemas on `settings.staging_url`, tenant schemas on `settings.production_url`."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not (settings.staging_url and settings.production_url):
+            raise ValueError("PostgresStores needs both EFIMIS_STAGING_URL and EFIMIS_PRODUCTION_URL.")
+        self.settings = settings
+        self.staging_engine = pg_engine(settings.staging_url)
+        self.same_server = server_of(settings.staging_url) == server_of(settings.production_url)
+        self.production_engine = (
+            self.staging_engine
+            if settings.staging_url == settings.production_url
+            else pg_engine(settings.production_url)
+        )
+        self._tenants_ready: set[str] = set()
+
+    def dispose(self) -> None:
+        self.staging_engine.dispose()
+        self.production_engine.dispose()
+
+    # Staging.
+
+    def create_staging(self, request_id: str) -> PostgresStaging:
+        schema = staging_schema(request_id)
+        with self.staging_engine.begin() as conn:
+            lock(conn, schema)
+            if schema_exists(conn, schema):
+                raise FileExistsError(f"staging schema {schema} already exists")
+            conn.execute(CreateSchema(schema))
+            create_tables(conn, schema, [*STAGING.tables.values(), *FINDINGS.tables.values(), META])
+            placed = conn.execution_options(schema_translate_map={None: schema})
+            placed.execute(insert(META).values(RequestId=request_id, CreatedAt=text("now()")))
+        return PostgresStaging(self.staging_engine, schema)
+
+    def close_staging(self, loader: Loader) -> None:
+        assert isinstance(loader, PostgresStaging)
+        loader.close()
+
+    def staging_exists(self, request_id: str) -> bool:
+        if not valid_request_id(request_id):
+            return False
+        with self.staging_engine.connect() as conn:
+            return schema_exists(conn, staging_schema(request_id))
+
+    def discard_staging(self, request_id: str) -> None:
+        if not valid_request_id(request_id):
+            return
+        with self.staging_engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote(staging_schema(request_id))} CASCADE")
+        if not self.same_server:
+            with self.production_engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote(side_schema(request_id))} CASCADE")
+
+    def _existing_staging(self, conn: Connection, request_id: str) -> str:
+        schema = staging_schema(request_id)
+        if not schema_exists(conn, schema):
+            raise FileNotFoundError(f"staging schema {schema} does not exist")
+        return schema
+
+    # Validation and findings.
+
+    def validate(self, request_id: str, tenant: str, *, first: int) -> dict[str, Any]:
+        production = self._ensure_production(tenant)
+        with self.staging_engine.begin() as conn:
+            schema = self._existing_staging(conn, request_id)
+            # pg_temp last: the temporary copies of production share the staging tables' names.
+            conn.execute(
+                text("SELECT set_config('search_path', :path, true)"), {"path": f"{quote(schema)}, pg_temp"}
+            )
+            if self.same_server:
+                dialect = postgresql(production)
+            else:
+                self._copy_production_lookups(conn, production)
+                dialect = postgresql("pg_temp")
+            for table in [*STAGING.tables, *FINDINGS.tables]:
+                conn.exec_driver_sql(f"ANALYZE {quote(schema)}.{quote(table)}")  # fresh tables: no stats
+            run_rules(conn, dialect)
+            return summarize(conn, first=first)
+
+    def _copy_production_lookups(self, conn: Connection, production: str) -> None:
+        """Temporary tables (dropped at commit) on the staging connection holding what the rules read of
+        production, streamed from one snapshot of the production server."""
+        target = driver(conn)
+        with self.production_engine.connect() as source_conn:
+            source_conn = source_conn.execution_options(isolation_level="REPEATABLE READ")
+            with source_conn.begin():
+                source = driver(source_conn)
+                for entity in ENTITIES:
+                    table = PRODUCTION.tables[entity.name]
+                    columns = ["ImportId", "PlatformId", *PRODUCTION_LOOKUPS.get(entity.name, ())]
+                    definition = ", ".join(
+                        f"{quote(c)} {table.c[c].type.compile(dialect=conn.dialect)}" for c in columns
+                    )
+                    temporary = f"pg_temp.{quote(entity.name)}"
+                    conn.exec_driver_sql(
+                        f"CREATE TEMPORARY TABLE {quote(entity.name)} ({definition}) ON COMMIT DROP"
+                    )
+                    with db_errors(f"copying {production}.{entity.name} for validation"):
+                        stream_copy(
+                            source,
+                            sql.SQL("SELECT {} FROM {}").format(
+                                columns_sql(columns), table_sql(production, entity.name)
+                            ),
+                            target,
+                            table_sql("pg_temp", entity.name),
+                            columns,
+                        )
+                    conn.exec_driver_sql(f'CREATE UNIQUE INDEX ON {temporary} ("ImportId")')
+                    conn.exec_driver_sql(f'CREATE INDEX ON {temporary} ("PlatformId")')
+                    conn.exec_driver_sql(f"ANALYZE {temporary}")
+
+    def _findings_connection(self, request_id: str) -> Connection:
+        conn = self.staging_engine.connect()
+        try:
+            schema = self._existing_staging(conn, request_id)
+        except BaseException:
+            conn.close()
+            raise
+        return conn.execution_options(schema_translate_map={None: schema})
+
+    def findings(
+        self, request_id: str, where: FindingFilter, *, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        with self._findings_connection(request_id) as conn:
+            return findings_page(conn, where, offset=offset, limit=limit)
+
+    def iter_findings(self, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
+        return iter_findings_from(lambda: self._findings_connection(request_id), where)
+
+    # Production.
+
+    def _ensure_production(self, tenant: str) -> str:
+        """The tenant's schema, created with its tables on first use."""
+        schema = tenant_schema(tenant)
+        if schema in self._tenants_ready:
+            return schema
+        with self.production_engine.begin() as conn:
+            lock(conn, schema)
+            if not schema_exists(conn, schema):
+                conn.execute(CreateSchema(schema))
+            placed = conn.execution_options(schema_translate_map={None: schema})
+            PRODUCTION.create_all(placed, checkfirst=True)
+            PROMOTION_LOG.create(placed, checkfirst=True)
+        self._tenants_ready.add(schema)
+        return schema
+
+    def promote(self, request_id: str, tenant: str) -> list[TableResult]:
+        production = self._ensure_production(tenant)
+        if self.same_server:
+            with self.staging_engine.connect() as conn:
+                source = self._existing_staging(conn, request_id)
+        else:
+            source = self._side_copy(request_id)
+        with self.production_engine.begin() as conn:
+            lock(conn, production)  # one promotion per tenant at a time
+            placed = conn.execution_options(schema_translate_map={STAGED_SCHEMA: source, None: production})
+            return promote_translated(placed, request_id)
+
+    def _side_copy(self, request_id: str) -> str:
+        """The request's staged rows on the production server, copied once: a table already copied
+        completely (its `_Copied` marker committed with its rows) is not copied again."""
+        side, staging = side_schema(request_id), staging_schema(request_id)
+        with self.production_engine.begin() as conn:
+            lock(conn, side)
+            if not schema_exists(conn, side):
+                with self.staging_engine.connect() as staging_conn:
+                    self._existing_staging(staging_conn, request_id)
+                conn.execute(CreateSchema(side))
+                create_tables(conn, side, [*STAGING.tables.values(), META, COPIED])
+                placed = conn.execution_options(schema_translate_map={None: side})
+                placed.execute(insert(META).values(RequestId=request_id, CreatedAt=text("now()")))
+        for entity in ENTITIES:
+            with self.production_engine.begin() as conn:
+                lock(conn, side)
+                placed = conn.execution_options(schema_translate_map={None: side})
+                done = placed.execute(select(COPIED.c.Rows).where(COPIED.c.TableName == entity.name)).first()
+                if done is not None:
+                    continue
+                conn.exec_driver_sql(f"TRUNCATE {quote(side)}.{quote(entity.name)}")
+                columns = [c.name for c in entity.all_columns]
+                with (
+                    self.staging_engine.connect() as staging_conn,
+                    staging_conn.begin(),
+                    db_errors(f"copying {staging}.{entity.name} to the production server"),
+                ):
+                    rows = stream_copy(
+                        driver(staging_conn),
+                        sql.SQL("SELECT {} FROM {}").format(
+                            columns_sql(columns), table_sql(staging, entity.name)
+                        ),
+                        driver(conn),
+                        table_sql(side, entity.name),
+                        columns,
+                    )
+                placed.execute(insert(COPIED).values(TableName=entity.name, Rows=rows))
+                conn.exec_driver_sql(f"ANALYZE {quote(side)}.{quote(entity.name)}")
+        return side
+
+    def id_map(
+        self, request_id: str, tenant: str, *, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, str]]]:
+        production = self._ensure_production(tenant)
+        if self.same_server:
+            with self.staging_engine.connect() as conn:
+                source = self._existing_staging(conn, request_id)
+        else:
+            source = self._side_copy(request_id)
+        total_query, page_query = id_map_query()
+        with self.production_engine.connect() as conn:
+            placed = conn.execution_options(schema_translate_map={STAGED_SCHEMA: source, None: production})
+            total = placed.execute(total_query).scalar_one()
+            page = placed.execute(page_query.offset(offset).limit(limit)).all()
+        return total, [{"entity": e, "importId": i, "reference": r} for e, i, r in page]
+
+    def production_rows(self, tenant: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Every production row, ordered by ImportId in binary order (as SQLite orders text), values
+        decoded as on SQLite: ImportId, PlatformId, LastRequestId, then the entity's columns."""
+        schema = tenant_schema(tenant)
+        with self.production_engine.connect() as conn:
+            if not schema_exists(conn, schema):
+                return {e.name: [] for e in ENTITIES}
+            placed = conn.execution_options(schema_translate_map={None: schema})
+            rows: dict[str, list[tuple[Any, ...]]] = {}
+            for entity in ENTITIES:
+                table = PRODUCTION.tables[entity.name]
+                query = select(table).order_by(collate(table.c.ImportId, "C"))
+                rows[entity.name] = [tuple(r) for r in placed.execute(query)]
+            return rows
+
+    # Retention.
+
+    def drop_expired_staging(self, now: datetime) -> list[str]:
+        """Drop the staging schemas created more than `staging_retention_hours` before `now` (and their
+        side schemas on the production server); return the request ids whose staging was dropped."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        cutoff = now - timedelta(hours=self.settings.staging_retention_hours)
+        dropped = self._drop_expired(self.staging_engine, STAGING_PREFIX, cutoff)
+        if not self.same_server:
+            self._drop_expired(self.production_engine, SIDE_PREFIX, cutoff, also=set(dropped))
+        return dropped
+
+    @staticmethod
+    def _drop_expired(
+        engine: Engine, prefix: str, cutoff: datetime, also: set[str] | None = None
+    ) -> list[str]:
+        dropped: list[str] = []
+        with engine.connect() as conn:
+            schemas = schemas_like(conn, prefix)
+        for schema in schemas:
+            request_id = schema[len(prefix) :]
+            if not valid_request_id(request_id):
+                continue  # not one of ours
+            with engine.begin() as conn:
+                lock(conn, schema)
+                placed = conn.execution_options(schema_translate_map={None: schema})
+                has_meta = conn.execute(
+                    text("SELECT to_regclass(:name)"), {"name": f"{quote(schema)}.{quote(META.name)}"}
+                ).scalar()
+                if has_meta is None:
+                    continue
+                created = placed.execute(select(META.c.CreatedAt)).scalar()
+                if (created is not None and created <= cutoff) or request_id in (also or set()):
+                    conn.exec_driver_sql(f"DROP SCHEMA {quote(schema)} CASCADE")
+                    dropped.append(request_id)
+        return dropped
+
+
+__all__ = ["PostgresStores"]
