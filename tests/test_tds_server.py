@@ -402,7 +402,7 @@ def test_cli_function_prints_a_connection_string_the_importer_accepts(
 def _assert_failed_cleanly(service: Service, request_id: str) -> dict[str, Any]:
     status = service.wait(request_id)
     assert status["state"] == "Failed", status
-    assert not service.settings.staging_path(request_id).exists()
+    assert not service.staging_exists(request_id)
     assert not any(service.production_rows().values())
     return dict(status["failure"])
 

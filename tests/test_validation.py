@@ -206,9 +206,11 @@ def test_preflight_reports_the_same_findings_as_the_import(
     preflight = [json.loads(line) for line in result.stdout.splitlines()]
     assert preflight == imported
     assert len(list(csv.DictReader((tmp_path / "f.csv").open(encoding="utf-8")))) == len(imported)
-    assert not list(Path(service.settings.data_dir / "staging").glob("*")) or all(
-        p.stem.startswith(request_id) for p in (service.settings.data_dir / "staging").glob("*")
-    )
+    # The pre-flight imported nothing: the service knows of the one import only.
+    submitted = [
+        e for e in service.client.get("/etl/audit").json()["items"] if e["action"] == "import-submitted"
+    ]
+    assert [e["requestId"] for e in submitted] == [request_id]
 
 
 def test_preflight_of_clean_data_exits_0_and_of_unreadable_source_exits_2(
@@ -230,3 +232,15 @@ def test_preflight_of_clean_data_exits_0_and_of_unreadable_source_exits_2(
     assert not (tmp_path / "var").exists()  # a pre-flight writes nothing of the service's
     missing = run(f"sqlite:///{tmp_path / 'nope.db'}")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_findings_and_id_map_of_an_import_past_retention_are_gone(service: Service, demo: DemoSource) -> None:
+    request_id = service.import_(demo.url)
+    assert service.wait(request_id)["state"] == "Validated"
+    assert service.wait_promoted(request_id)["state"] == "Promoted"
+    service.app.state.service.stores.discard_staging(request_id)  # what the retention job does
+    for path in ("findings", "findings.csv", "id-map"):
+        response = service.client.get(f"/etl/import/{request_id}/{path}")
+        assert response.status_code == 410, (path, response.text)
+        assert "retention" in response.json()["error"]["message"]
+    assert service.status(request_id)["state"] == "Promoted"  # the status itself stays

@@ -27,6 +27,10 @@ class Conflict(EtlError):
     code = "invalid-state"
 
 
+class Gone(EtlError):
+    code = "expired"
+
+
 class TooManyImports(EtlError):
     code = "too-many-imports"
 
@@ -152,6 +156,7 @@ class Service:
             raise Conflict(
                 f"Import {request_id} is {request['state']}; the id map exists once it is Promoted."
             )
+        self._staging_kept(request_id)
         return self.stores.id_map(request_id, request["tenant"], offset=offset, limit=limit)
 
     def findings(
@@ -176,7 +181,15 @@ class Service:
                     else ""
                 )
             )
+        self._staging_kept(request_id)
         return request_id
+
+    def _staging_kept(self, request_id: str) -> None:
+        if not self.stores.staging_exists(request_id):
+            raise Gone(
+                f"The staging data of import {request_id} has been deleted (retention: "
+                f"{self.settings.staging_retention_hours:g} h); its findings and id map are no longer available."
+            )
 
     def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:
         # Another tenant's request is indistinguishable from one that does not exist.

@@ -41,7 +41,7 @@ from efimis_etl.logs import install_redaction
 from efimis_etl.schema.model import SCHEMA_VERSION
 from efimis_etl.schema.reference import render_html, render_markdown
 from efimis_etl.schema.tables import render_ddl
-from efimis_etl.service import Caller, Conflict, NotFound, Service, TooManyImports
+from efimis_etl.service import Caller, Conflict, Gone, NotFound, Service, TooManyImports
 from efimis_etl.settings import Settings, get_settings
 from efimis_etl.source.connstr import ConnectionStringError
 from efimis_etl.source.policy import SourceRefused
@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(EtlError)
     async def etl_error(_request: Request, exc: EtlError) -> JSONResponse:
-        status = {NotFound: 404, Conflict: 409, TooManyImports: 429}.get(type(exc), 400)
+        status = {NotFound: 404, Conflict: 409, Gone: 410, TooManyImports: 429}.get(type(exc), 400)
         return _error(status, exc.code, exc.message)
 
     @app.post("/etl/import", status_code=202, response_model=Accepted, responses=ERRORS, tags=["import"])
