@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from efimis_etl.api.app import create_app
 from efimis_etl.demo import Planted, write_demo_source
@@ -106,7 +111,16 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             url = f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
-            yield embedded.model_copy(update={"staging_url": url, "production_url": url})
+            # Scaled out as an operator runs it: the platform and its job queue on PostgreSQL too, and
+            # the jobs run by a real `efimis-etl worker` process (started by `_serve`).
+            yield embedded.model_copy(
+                update={
+                    "staging_url": url,
+                    "production_url": url,
+                    "platform_database_url": url.replace("+psycopg", ""),
+                    "secret_key": SecretStr(Fernet.generate_key().decode()),
+                }
+            )
         finally:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
@@ -117,6 +131,7 @@ def _serve(tmp_path: Path, **overrides: Any) -> Iterator[Service]:
     settings = overrides.pop("settings", None) or Settings(
         data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET, **overrides
     )
+    worker = _start_worker(settings, tmp_path) if settings.scaled_out else None
     port = _free_port()
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -134,6 +149,37 @@ def _serve(tmp_path: Path, **overrides: Any) -> Iterator[Service]:
     finally:
         server.should_exit = True
         thread.join(10)
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The settings as the EFIMIS_ variables another process reads them from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFIMIS_")}
+    for name, value in settings.model_dump(exclude_defaults=True).items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"EFIMIS_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return env
+
+
+def _start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
+    from efimis_etl.jobs.distributed import apply_queue_schema
+    from efimis_etl.jobs.state import Platform
+
+    Platform(settings.platform_url).migrate()
+    apply_queue_schema(settings)
+    log = (tmp_path / "worker.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "efimis_etl.cli", "worker", "--concurrency", "2"],
+        env=_environment(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 @pytest.fixture

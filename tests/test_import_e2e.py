@@ -327,7 +327,10 @@ def _cut_connection_mid_read(service: Service, demo: DemoSource, pg_url: str) ->
         while not any(
             t["table"] == "WorkItem" and t["rowsRead"] > 0 for t in service.status(request_id)["tables"]
         ):
-            assert time.monotonic() < deadline and service.status(request_id)["state"] == "Importing"
+            assert time.monotonic() < deadline and service.status(request_id)["state"] in (
+                "Queued",
+                "Importing",
+            )
             time.sleep(0.02)
         killed = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.validation.run import FindingFilter
 
 log = logging.getLogger(__name__)
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class NotFound(EtlError):
@@ -192,8 +194,9 @@ class Service:
             )
 
     def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:
-        # Another tenant's request is indistinguishable from one that does not exist.
-        request = self.platform.get(request_id, caller.tenant)
+        # Another tenant's request is indistinguishable from one that does not exist; so is anything that
+        # is not a request id at all (and it never reaches the database).
+        request = self.platform.get(request_id, caller.tenant) if REQUEST_ID.fullmatch(request_id) else None
         if request is None:
             raise NotFound(f"No import request {request_id!r}.")
         return request
