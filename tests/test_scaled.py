@@ -86,6 +86,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             batch_size=500,
             demo_client_secret=DEMO_SECRET,
             platform_database_url=platform_url,
+            staging_url=platform_url,
+            production_url=platform_url,
             secret_key=Fernet.generate_key().decode(),
         )
         env = {
@@ -93,13 +95,17 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "EFIMIS_DATA_DIR": str(settings.data_dir),
             "EFIMIS_BATCH_SIZE": "500",
             "EFIMIS_PLATFORM_DATABASE_URL": platform_url,
+            "EFIMIS_STAGING_URL": platform_url,
+            "EFIMIS_PRODUCTION_URL": platform_url,
             "EFIMIS_SECRET_KEY": settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
         }
         migrated = subprocess.run(
             [*CLI, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        assert f"revision none → {head()}" in migrated.stdout and "Job queue tables: created." in migrated.stdout
+        assert (
+            f"revision none → {head()}" in migrated.stdout and "Job queue tables: created." in migrated.stdout
+        )
         running = Cluster(settings, env, [], tmp_path)
         try:
             yield running
@@ -296,6 +302,15 @@ def test_one_promotion_per_tenant_at_a_time(cluster: Cluster, api: Service, tmp_
     )
     for (_, finished), (started, _) in itertools.pairwise(spans):
         assert finished <= started, f"promotions of one tenant overlapped: {spans}"
+
+
+def test_service_refuses_to_start_scaled_out_without_a_secret_key(cluster: Cluster) -> None:
+    env = {k: v for k, v in cluster.env.items() if k != "EFIMIS_SECRET_KEY"}
+    for command in (["serve", "--port", "1"], ["worker"]):
+        result = subprocess.run(
+            [*CLI, *command], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 2 and "EFIMIS_SECRET_KEY is required" in result.stderr, result.stderr
 
 
 def test_service_refuses_a_platform_database_of_unknown_version(cluster: Cluster) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,15 @@ def test_the_password_never_appears_in_responses_logs_or_storage(
         if path.is_file():
             data = path.read_bytes()
             assert PASSWORD.encode() not in data and PASSWORD.encode("utf-16-le") not in data, path
+    for url in {service.settings.platform_database_url, service.settings.staging_url} - {None}:
+        # Every table of the PostgreSQL stores and platform database, as text.
+        dump = subprocess.run(
+            ["pg_dump", "--data-only", url.replace("+psycopg", "")],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        assert len(dump) > 1000 and PASSWORD.encode() not in dump
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,9 @@ def _keys(findings: list[dict[str, Any]]) -> set[tuple[str, str, str | None, str
 
 def test_every_rule_is_planted_somewhere(tmp_path: Path) -> None:
     rules = {p.rule for p in write_demo_source(tmp_path / "firm.db", with_errors=True)}
-    # unique-import-id needs a source without a primary key; test_import_e2e plants it separately.
-    assert rules | {"unique-import-id"} == set(RULES)
+    # unique-import-id needs a source without a primary key (test_import_e2e plants it); the schema rules
+    # need other DDL (test_compatible_column_variants_and_extra_columns_are_warnings).
+    assert rules | {"unique-import-id", "schema-variant", "extra-column"} == set(RULES)
 
 
 def test_each_planted_problem_is_found_with_its_code_row_and_column(
@@ -244,3 +245,38 @@ def test_findings_and_id_map_of_an_import_past_retention_are_gone(service: Servi
         assert response.status_code == 410, (path, response.text)
         assert "retention" in response.json()["error"]["message"]
     assert service.status(request_id)["state"] == "Promoted"  # the status itself stays
+
+
+def test_compatible_column_variants_and_extra_columns_are_warnings(service: Service, tmp_path: Path) -> None:
+    ddl = render_ddl("sqlite")
+    ddl = ddl.replace('"City" VARCHAR(100)', '"City" VARCHAR(300)').replace(
+        '"Minutes" INTEGER', '"Minutes" BIGINT'
+    )
+    ddl = ddl.replace(
+        '"MatterNumber" VARCHAR(30) NOT NULL,', '"MatterNumber" VARCHAR(30) NOT NULL, "LegacyCode" TEXT,'
+    )
+    assert ddl.count("VARCHAR(300)") == 1 and "BIGINT" in ddl and "LegacyCode" in ddl
+    path = tmp_path / "variants.db"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(ddl)
+        connection.execute(
+            "INSERT INTO Contact (ImportId, Type, FamilyName, City) VALUES ('C1', 0, 'Long', ?)", ("x" * 150,)
+        )
+    request_id = service.import_(f"sqlite:///{path}")
+    status = service.wait(request_id)
+    assert status["state"] == "ValidationFailed"  # the 150-character city does not fit the schema's 100
+    findings = _all_findings(service, request_id)
+    assert {
+        (f["rule"], f["table"], f["column"], f["value"] if f["rule"] != "max-length" else None)
+        for f in findings
+    } == {
+        ("schema-variant", "Contact", "City", "VARCHAR(300)"),
+        ("schema-variant", "WorkItem", "Minutes", "BIGINT"),
+        ("extra-column", "Matter", "legacycode", "TEXT"),
+        ("max-length", "Contact", "City", None),
+    }
+    assert {f["rule"]: f["severity"] for f in findings} == {
+        "schema-variant": "warning",
+        "extra-column": "warning",
+        "max-length": "error",
+    }

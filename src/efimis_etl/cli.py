@@ -48,6 +48,7 @@ def serve(
 
 def _check_platform_version() -> None:
     """Scaled out, refuse to start against a platform database of another version, saying what to do."""
+    from efimis_etl.jobs.queue import secret_box
     from efimis_etl.jobs.state import Platform
     from efimis_etl.migrations import PlatformVersionError
     from efimis_etl.settings import get_settings
@@ -56,8 +57,9 @@ def _check_platform_version() -> None:
     if not settings.scaled_out:
         return  # the embedded default migrates its own SQLite file on start
     try:
+        secret_box(settings)  # no queued connection string may ever be stored unencrypted
         Platform(settings.platform_url).check_version()
-    except PlatformVersionError as error:
+    except (PlatformVersionError, ValueError) as error:
         errors.print(f"[red]Not starting:[/] {error}")
         raise typer.Exit(2) from None
 

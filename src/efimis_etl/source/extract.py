@@ -21,6 +21,7 @@ from sqlalchemy.types import NullType
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import (
     ALL_TABLES,
+    ENTITIES,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     SCHEMA_VERSION_ENTITY,
@@ -111,6 +112,59 @@ def _compatible(kind: Kind, declared: str) -> bool:
     # FLOAT and REAL are in no family: a float column has already lost cents that nothing brings back.
     base = re.sub(r"\s*\(.*$", "", declared).strip()
     return base in _FAMILIES[kind]
+
+
+_CANONICAL = {"INTEGER": "INT", "NUMERIC": "DECIMAL", "CHARACTER VARYING": "VARCHAR", "BOOL": "BOOLEAN"}
+
+
+def _canonical(declared: str) -> str:
+    """A declared type in one spelling: INTEGER/INT, NUMERIC/DECIMAL, `(19,4)`/`(19, 4)`, case."""
+    text = re.sub(r"\s+", " ", declared.upper().replace(", ", ",")).strip()
+    base, _, rest = text.partition("(")
+    base = _CANONICAL.get(base.strip(), base.strip())
+    return base + (f"({rest}" if rest else "")
+
+
+def conformance_warnings(
+    source: SourceConnection, tables: dict[str, dict[str, str]]
+) -> list[tuple[Any, ...]]:
+    """Findings (warnings) for columns of a compatible but different type, and for extra columns.
+
+    Both are accepted: a value that then does not fit (a longer text, a BIGINT beyond INT) is reported
+    row by row by the reader's and the rules' own findings; nothing is cut silently."""
+    dialect = "sqlite" if source.is_sqlite else "tsql" if source.dialect.name == "mssql" else "postgresql"
+    found_rows: list[tuple[Any, ...]] = []
+    for entity in ENTITIES:
+        found = tables.get(entity.name.lower(), {})
+        expected = {c.name.lower(): c for c in entity.all_columns}
+        for name, declared in sorted(found.items()):
+            column = expected.get(name)
+            if column is None:
+                found_rows.append(
+                    (
+                        "extra-column",
+                        "warning",
+                        entity.name,
+                        None,
+                        name,
+                        declared,
+                        "this column is not in the schema and is not imported",
+                    )
+                )
+            elif _canonical(declared) != _canonical(source_type_name(column, dialect)):
+                found_rows.append(
+                    (
+                        "schema-variant",
+                        "warning",
+                        entity.name,
+                        None,
+                        column.name,
+                        declared,
+                        f"the schema says {source_type_name(column, dialect)}; accepted, and any value that "
+                        "does not fit is reported as its own finding",
+                    )
+                )
+    return found_rows
 
 
 def check_conformance(tables: dict[str, dict[str, str]]) -> None:

@@ -20,6 +20,7 @@ from efimis_etl.source.extract import (
     Position,
     check_conformance,
     check_schema_version,
+    conformance_warnings,
     read_batches,
     source_columns,
     source_figures,
@@ -86,8 +87,12 @@ def load_from_source(
         tables = reader.call(source_columns)
         reader.call(check_schema_version, tables)
         check_conformance(tables)
+        warnings = conformance_warnings(reader.connection(), tables)
         sources = [(e, reader.call(source_figures, e)) for e in ENTITIES]
         on_plan([(e.name, figures.rows) for e, figures in sources])
+        for entity in ENTITIES:
+            if mine := [w for w in warnings if w[2] == entity.name]:
+                staging.load(entity, [], mine)
         for entity, figures in sources:
             read = _copy_table(reader, entity, staging, on_progress)
             loaded = staging.measure(entity)

@@ -80,6 +80,19 @@ RULES: dict[str, Rule] = {
             "Two or more rows share an ImportId.",
             "Give every row of the table its own ImportId.",
         ),
+        Rule(
+            "schema-variant",
+            WARNING,
+            "A source column has a compatible type other than the schema's (MONEY for DECIMAL(19,4), a "
+            "longer NVARCHAR, BIGINT for INT, …).",
+            "Nothing to do if intended: values that do not fit the schema's type are reported one by one.",
+        ),
+        Rule(
+            "extra-column",
+            WARNING,
+            "A source table has a column the schema does not define; it is not imported.",
+            "Remove the column, or move its data into a schema column.",
+        ),
         # Row level
         Rule(
             "date-order",
