@@ -126,12 +126,13 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 
 
 @contextmanager
-def _serve(tmp_path: Path, **overrides: Any) -> Iterator[Service]:
+def _serve(tmp_path: Path, *, worker: bool = True, **overrides: Any) -> Iterator[Service]:
     """The real app served by uvicorn on a loopback port, driven over HTTP with the demo client's token."""
     settings = overrides.pop("settings", None) or Settings(
         data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET, **overrides
     )
-    worker = _start_worker(settings, tmp_path) if settings.scaled_out else None
+    # Scaled out, a real worker process runs the jobs (unless the test starts and kills its own).
+    worker_process = _start_worker(settings, tmp_path) if settings.scaled_out and worker else None
     port = _free_port()
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -149,12 +150,12 @@ def _serve(tmp_path: Path, **overrides: Any) -> Iterator[Service]:
     finally:
         server.should_exit = True
         thread.join(10)
-        if worker is not None:
-            worker.terminate()
+        if worker_process is not None:
+            worker_process.terminate()
             try:
-                worker.wait(20)
+                worker_process.wait(20)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                worker_process.kill()
 
 
 def _environment(settings: Settings) -> dict[str, str]:

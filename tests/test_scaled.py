@@ -121,7 +121,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 @pytest.fixture
 def api(cluster: Cluster, tmp_path: Path) -> Iterator[Service]:
-    with _serve(tmp_path, settings=cluster.settings) as service:
+    with _serve(tmp_path, settings=cluster.settings, worker=False) as service:
         yield service
 
 
