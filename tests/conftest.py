@@ -98,31 +98,18 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     if request.param == "sqlite":
         yield embedded
         return
-    import psycopg
-
-    name = f"efimis_stores_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and is not reachable: {error}")
-        pytest.skip(f"PostgreSQL not reachable: {error}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
-            # Scaled out as an operator runs it: the platform and its job queue on PostgreSQL too, and
-            # the jobs run by a real `efimis-etl worker` process (started by `_serve`).
-            yield embedded.model_copy(
-                update={
-                    "staging_url": url,
-                    "production_url": url,
-                    "platform_database_url": url.replace("+psycopg", ""),
-                    "secret_key": SecretStr(Fernet.generate_key().decode()),
-                }
-            )
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database("efimis_stores") as plain:
+        url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
+        # Scaled out as an operator runs it: the platform and its job queue on PostgreSQL too, and
+        # the jobs run by a real `efimis-etl worker` process (started by `_serve`).
+        yield embedded.model_copy(
+            update={
+                "staging_url": url,
+                "production_url": url,
+                "platform_database_url": plain,
+                "secret_key": SecretStr(Fernet.generate_key().decode()),
+            }
+        )
 
 
 @contextmanager
@@ -211,12 +198,13 @@ def demo_with_errors(tmp_path: Path) -> DemoSource:
     return DemoSource(path, write_demo_source(path, with_errors=True))
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards. Under CI=true PostgreSQL must be there."""
+@contextmanager
+def fresh_database(prefix: str = "efimis_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database (its `postgresql://` URL), dropped afterwards. Under CI=true
+    PostgreSQL must be there: a missing server fails the test instead of skipping it."""
     import psycopg
 
-    name = f"efimis_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
@@ -226,6 +214,13 @@ def pg_url() -> Iterator[str]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+            yield f"postgresql://root@127.0.0.1:5432/{name}"
         finally:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database (SQLAlchemy URL), dropped afterwards."""
+    with fresh_database() as url:
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
 import sqlite3
 import sys
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import PG_ADMIN
+from conftest import fresh_database
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.postgres import naming
 from efimis_etl.postgres.naming import side_schema, staging_schema, tenant_schema
@@ -43,26 +43,8 @@ TENANT = "acme-legal"
 @pytest.fixture
 def new_database() -> Iterator[Callable[[], str]]:
     """Creates empty databases on demand (each one a "server" of its own); drops them afterwards."""
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and is not reachable: {error}")
-        pytest.skip(f"PostgreSQL not reachable: {error}")
-    created: list[str] = []
-
-    def create() -> str:
-        name = f"efimis_pgstores_{uuid.uuid4().hex[:12]}"
-        admin.execute(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return f"postgresql://root@127.0.0.1:5432/{name}"
-
-    with admin:
-        try:
-            yield create
-        finally:
-            for name in created:
-                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with ExitStack() as stack:
+        yield lambda: stack.enter_context(fresh_database("efimis_pgstores"))
 
 
 def _pg(staging_url: str, production_url: str, tmp_path: Path, **settings: Any) -> PostgresStores:

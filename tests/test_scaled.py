@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from conftest import DEMO_SECRET, PG_ADMIN, DemoSource, Service, _serve, token
+from conftest import DEMO_SECRET, DemoSource, Service, _serve, fresh_database, token
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.identity import EmbeddedIssuer
 from efimis_etl.migrations import head
@@ -61,26 +60,9 @@ class Cluster:
             return cursor.fetchall() if cursor.description else []
 
 
-@contextmanager
-def _database() -> Iterator[str]:
-    name = f"efimis_scaled_{os.urandom(6).hex()}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true: {error}")
-        pytest.skip(f"PostgreSQL not reachable: {error}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://root@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with _database() as platform_url:
+    with fresh_database("efimis_scaled") as platform_url:
         settings = Settings(
             data_dir=tmp_path / "var",
             batch_size=500,
