@@ -53,6 +53,8 @@ def test_tsql_uses_exact_types_for_money_and_unicode_for_text() -> None:
     assert "[Amount] DECIMAL(19, 4) NOT NULL" in tsql
     assert "[Description] NVARCHAR(max) NOT NULL" in tsql  # WorkItem narratives can be long
     assert "FLOAT" not in tsql and "REAL" not in tsql
+    # Dates are DATE: SQLAlchemy, left to assume a pre-2008 server, would write DATETIME.
+    assert "[OpenedOn] DATE NOT NULL" in tsql and "DATETIME" not in tsql and "NTEXT" not in tsql
 
 
 def test_references_are_declared_in_dependency_order() -> None:

@@ -46,8 +46,19 @@ from efimis_etl.schema.model import (
 )
 
 Dialect_ = Literal["tsql", "postgresql", "sqlite"]
+
+
+def sql_server_dialect() -> Dialect:
+    """SQLAlchemy's SQL Server dialect for SQL Server 2016 and later. Left without a server version it
+    assumes a pre-2008 server and writes DATETIME for DATE."""
+    dialect = mssql.dialect()
+    dialect.server_version_info = (13, 0)
+    dialect._setup_version_attributes()  # type: ignore[attr-defined]
+    return dialect
+
+
 DIALECTS: dict[str, Dialect] = {
-    "tsql": mssql.dialect(),
+    "tsql": sql_server_dialect(),
     "postgresql": postgresql.dialect(),
     "sqlite": sqlite.dialect(),
 }

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Dialect
-from sqlalchemy.dialects import mssql, postgresql, sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
 from efimis_etl.errors import SourceError
+from efimis_etl.schema.tables import sql_server_dialect
 from efimis_etl.source.connstr import Source, SqlAlchemySource, SqlServerSource, redact
 
 
@@ -87,7 +88,7 @@ def _open_sql_server(source: SqlServerSource, stall_seconds: int | None) -> Sour
     if timeout:  # per statement; the driver cancels the query and raises on expiry
         connection.timeout = timeout
     # The driver raises RuntimeError (not its Error) when a connection drops while rows are fetched.
-    return SourceConnection(connection, mssql.dialect(), source, (mssql_python.Error, RuntimeError))
+    return SourceConnection(connection, sql_server_dialect(), source, (mssql_python.Error, RuntimeError))
 
 
 def _open_sqlite(source: SqlAlchemySource) -> SourceConnection:
