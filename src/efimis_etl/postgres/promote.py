@@ -24,19 +24,16 @@ from sqlalchemy import (
     Select,
     Table,
     UnicodeText,
-    case,
     cast,
     collate,
     func,
     literal,
-    or_,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from efimis_etl.promotion.promote import PROMOTION_LOG, TableResult
-from efimis_etl.schema.model import ENTITIES, ENTITY_BY_NAME, Entity, Kind
+from efimis_etl.promotion.promote import PROMOTION_LOG, TableResult, write_values
+from efimis_etl.schema.model import ENTITIES, Entity
 from efimis_etl.schema.tables import PRODUCTION, STAGING
 from efimis_etl.validation.business import platform_reference_regex
 
@@ -54,21 +51,6 @@ def _is_reference(value: ColumnElement[Any], prefix: str) -> ColumnElement[bool]
     return collate(value, "C").op("~", is_comparison=True)(platform_reference_regex(prefix))
 
 
-def _resolve(value: ColumnElement[Any], target: Entity) -> ColumnElement[Any]:
-    """A staged reference as the canonical platform reference of the object it names."""
-    promoted = PRODUCTION.tables[target.name].alias()
-    by_import_id = (
-        select(literal(target.prefix + "_") + promoted.c.PlatformId)
-        .where(promoted.c.ImportId == value)
-        .scalar_subquery()
-    )
-    return case(
-        (or_(value.is_(None), func.trim(value) == ""), None),
-        (_is_reference(value, target.prefix), value),
-        else_=by_import_id,
-    )
-
-
 def _assign_platform_ids(conn: Connection, entity: Entity, request_id: str) -> int:
     source, promoted = staged(entity), PRODUCTION.tables[entity.name]
     new_id = func.replace(cast(func.gen_random_uuid(), UnicodeText()), "-", "")
@@ -83,22 +65,9 @@ def _assign_platform_ids(conn: Connection, entity: Entity, request_id: str) -> i
 
 
 def _write_values(conn: Connection, entity: Entity, request_id: str) -> int:
-    source, promoted = staged(entity).alias("staged"), PRODUCTION.tables[entity.name]
-    values: dict[str, ColumnElement[Any]] = {}
-    for column in entity.columns:
-        value = source.c[column.name]
-        if column.kind is Kind.REFERENCE:
-            assert column.target is not None
-            values[column.name] = _resolve(value, ENTITY_BY_NAME[column.target])
-        else:
-            values[column.name] = value
-    differs = or_(*(promoted.c[name].is_distinct_from(expr) for name, expr in values.items()))
-    statement = (
-        update(promoted)
-        .values({**values, "LastRequestId": literal(request_id)})
-        .where(promoted.c.ImportId == source.c.ImportId, differs)
-    )
-    return conn.execute(statement).rowcount
+    return conn.execute(
+        write_values(staged(entity).alias("staged"), entity, request_id, _is_reference)
+    ).rowcount
 
 
 def promote_translated(conn: Connection, request_id: str) -> list[TableResult]:

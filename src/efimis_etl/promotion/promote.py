@@ -14,6 +14,7 @@ account's reference to its parent account.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.dml import Update
 
 from efimis_etl.schema.model import ENTITIES, ENTITY_BY_NAME, Entity, Kind, platform_reference_glob
 from efimis_etl.schema.tables import PRODUCTION, STAGING
@@ -81,8 +83,18 @@ def _staged(entity: Entity) -> Any:
     return _STAGING_ATTACHED.tables[f"staging.{entity.name}"]
 
 
-def _resolve(value: ColumnElement[Any], target: Entity) -> ColumnElement[Any]:
-    """A staged reference as the canonical platform reference of the object it names."""
+ReferenceTest = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
+
+
+def _is_reference(value: ColumnElement[Any], prefix: str) -> ColumnElement[bool]:
+    return value.op("GLOB", is_comparison=True)(platform_reference_glob(prefix))
+
+
+def resolve_reference(
+    value: ColumnElement[Any], target: Entity, is_reference: ReferenceTest
+) -> ColumnElement[Any]:
+    """A staged reference as the canonical platform reference of the object it names; `is_reference`
+    tells, in the store's SQL dialect, whether a value is already a `prefix_<id>` reference."""
     promoted = PRODUCTION.tables[target.name].alias()
     by_import_id = (
         select(literal(target.prefix + "_") + promoted.c.PlatformId)
@@ -91,8 +103,28 @@ def _resolve(value: ColumnElement[Any], target: Entity) -> ColumnElement[Any]:
     )
     return case(
         (or_(value.is_(None), func.trim(value) == ""), None),
-        (value.op("GLOB", is_comparison=True)(platform_reference_glob(target.prefix)), value),
+        (is_reference(value, target.prefix), value),
         else_=by_import_id,
+    )
+
+
+def write_values(staged: Table, entity: Entity, request_id: str, is_reference: ReferenceTest) -> Update:
+    """UPDATE … FROM the staged rows: every value, references resolved, only where something differs
+    (so promoting twice changes nothing). `staged` must be aliased apart from the production table."""
+    promoted = PRODUCTION.tables[entity.name]
+    values: dict[str, ColumnElement[Any]] = {}
+    for column in entity.columns:
+        source = staged.c[column.name]
+        if column.kind is Kind.REFERENCE:
+            assert column.target is not None
+            values[column.name] = resolve_reference(source, ENTITY_BY_NAME[column.target], is_reference)
+        else:
+            values[column.name] = source
+    differs = or_(*(promoted.c[name].is_distinct_from(expr) for name, expr in values.items()))
+    return (
+        update(promoted)
+        .values({**values, "LastRequestId": literal(request_id)})
+        .where(promoted.c.ImportId == staged.c.ImportId, differs)
     )
 
 
@@ -111,22 +143,9 @@ def _assign_platform_ids(conn: Connection, entity: Entity, request_id: str) -> i
 
 def _write_values(conn: Connection, entity: Entity, request_id: str) -> int:
     # Aliased: staging and production tables share names, and UPDATE … FROM needs them apart.
-    staged, promoted = _staged(entity).alias("staged"), PRODUCTION.tables[entity.name]
-    values: dict[str, ColumnElement[Any]] = {}
-    for column in entity.columns:
-        source = staged.c[column.name]
-        if column.kind is Kind.REFERENCE:
-            assert column.target is not None
-            values[column.name] = _resolve(source, ENTITY_BY_NAME[column.target])
-        else:
-            values[column.name] = source
-    differs = or_(*(promoted.c[name].is_distinct_from(expr) for name, expr in values.items()))
-    statement = (
-        update(promoted)
-        .values({**values, "LastRequestId": literal(request_id)})
-        .where(promoted.c.ImportId == staged.c.ImportId, differs)
-    )
-    return conn.execute(statement).rowcount
+    return conn.execute(
+        write_values(_staged(entity).alias("staged"), entity, request_id, _is_reference)
+    ).rowcount
 
 
 def promote(production: Path, staging: Path, request_id: str) -> list[TableResult]:
