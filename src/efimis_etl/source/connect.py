@@ -263,8 +263,7 @@ def explain_read_failure(source: Source, error: BaseException) -> SourceError:
     detail = redact(str(error)).strip()
     if isinstance(source, SqlServerSource):
         lowered = detail.lower()
-        server = source.host + (f"\\{source.instance}" if source.instance else "")
-        server += f",{source.port}" if source.port else ""
+        server = source.server_display()
         if "query timeout expired" in lowered:
             message = (
                 f"{server} sent no answer to a query within the Command Timeout: raise Command Timeout in "
@@ -291,8 +290,7 @@ def explain_connect_failure(source: Source, error: BaseException) -> SourceError
     detail = redact(str(error)).strip()
     if isinstance(source, SqlServerSource):
         lowered = detail.lower()
-        server = source.host + (f"\\{source.instance}" if source.instance else "")
-        server += f",{source.port}" if source.port else ""
+        server = source.server_display()
         for needles, code, template, strict_template in _SQL_SERVER_FAILURES:
             if any(n in lowered for n in needles):
                 if source.encrypt == "strict" and strict_template is not None:

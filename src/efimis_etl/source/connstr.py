@@ -82,7 +82,7 @@ class SqlServerSource:
         Only ODBC keywords mssql-python allows are emitted: it rejects ADO-only keywords such as the timeouts.
         """
         # With an explicit port only TCP makes sense; tcp: stops the driver trying other protocols first.
-        server = ("tcp:" if self.port is not None else "") + self._server_display()
+        server = ("tcp:" if self.port is not None else "") + self.server_display()
         parts = [
             ("Server", server),
             ("Database", self.database),
@@ -108,11 +108,12 @@ class SqlServerSource:
         if self.application_intent:
             options.append(f"ApplicationIntent={self.application_intent}")
         return (
-            f"SQL Server {self._server_display()} database '{self.database}' as user '{self.user}' "
+            f"SQL Server {self.server_display()} database '{self.database}' as user '{self.user}' "
             f"({', '.join(options)})"
         )
 
-    def _server_display(self) -> str:
+    def server_display(self) -> str:
+        """Server as people write it: `host\\instance,port`, an IPv6 address in brackets."""
         host = self.host
         # A bare IPv6 address would make the ',port' or '\instance' suffix ambiguous to a reader.
         if ":" in host and (self.port is not None or self.instance):
