@@ -20,10 +20,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import write_synthetic_firm
 
+from efimis_etl.ids import new_request_id
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.staging.load import ReadPolicy, load_from_source
-from efimis_etl.staging.store import StagingStore
-from efimis_etl.validation.run import validate_store
+from efimis_etl.stores import SqliteStores
+from efimis_etl.validation.run import validate
 
 
 def main() -> None:
@@ -44,8 +45,9 @@ def main() -> None:
         )
         loads, validations = [], []
         for run in range(args.runs):
-            staging_path = root / f"staging-{run}.sqlite"
-            staging = StagingStore.create(staging_path)
+            stores = SqliteStores(root / "staging", root / "production")
+            request_id = new_request_id()
+            staging = stores.create_staging(request_id)
             started = time.perf_counter()
             load_from_source(
                 parse_connection_string(f"sqlite:///{source}"),
@@ -55,20 +57,20 @@ def main() -> None:
                 on_progress=lambda _table, _rows: None,
             )
             loads.append(time.perf_counter() - started)
-            staging.engine.dispose()
+            stores.close_staging(staging)
             started = time.perf_counter()
-            summary = validate_store(staging_path, root / "production.sqlite", first=5)
+            summary = validate(stores, request_id, "bench", first=5)
             validations.append(time.perf_counter() - started)
             assert summary["errors"] == 0 and summary["warnings"] == 0, summary
-            staging.discard()
+            stores.discard_staging(request_id)
             print(f"run {run + 1}: load {loads[-1]:.2f} s, validate {validations[-1]:.2f} s")
-        load, validate = statistics.median(loads), statistics.median(validations)
+        load, validating = statistics.median(loads), statistics.median(validations)
         rows = sum(counts.values())
         print()
         print(f"{'phase':<12}{'median s':>10}{'rows/s':>14}")
         print(f"{'load':<12}{load:>10.2f}{rows / load:>14,.0f}")
-        print(f"{'validate':<12}{validate:>10.2f}{rows / validate:>14,.0f}")
-        print(f"validation / load = {validate / load:.2f}")
+        print(f"{'validate':<12}{validating:>10.2f}{rows / validating:>14,.0f}")
+        print(f"validation / load = {validating / load:.2f}")
 
 
 if __name__ == "__main__":

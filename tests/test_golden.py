@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
 
 import tds_fixtures
 from conftest import Service
@@ -450,23 +449,11 @@ def _expected(entity: Entity, row: dict[str, Any], platform: dict[tuple[str, str
 
 def _staging_rows(service: Service, request_id: str) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """(table, row) of every staging row, decoded by the store's own column types."""
-    settings = service.settings
-    if settings.staging_url:
-        from efimis_etl.postgres.naming import pg_engine, staging_schema
-
-        engine = pg_engine(settings.staging_url)
-        options: dict[str, Any] = {"schema_translate_map": {None: staging_schema(request_id)}}
-    else:
-        engine = create_engine(f"sqlite:///{settings.staging_path(request_id)}", poolclass=NullPool)
-        options = {}
-    try:
-        with engine.connect() as connection:
-            placed = connection.execution_options(**options)
-            for entity in ENTITIES:
-                for row in placed.execute(select(STAGING.tables[entity.name])):
-                    yield entity.name, tuple(row)
-    finally:
-        engine.dispose()
+    stores = service.app.state.service.stores
+    with stores.staging_session(request_id) as connection:
+        for entity in ENTITIES:
+            for row in connection.execute(select(STAGING.tables[entity.name])):
+                yield entity.name, tuple(row)
 
 
 def _assert_exact(where: str, expected: tuple, found: tuple, columns: tuple[Column, ...]) -> None:

@@ -25,17 +25,17 @@ import pytest
 
 from conftest import fresh_database
 from efimis_etl.demo import row_counts, write_demo_source
-from efimis_etl.postgres import naming
-from efimis_etl.postgres.naming import side_schema, staging_schema, tenant_schema
-from efimis_etl.postgres.stores import PostgresStores
-from efimis_etl.promotion.promote import TableResult
+from efimis_etl.promotion.promote import id_map, promote
 from efimis_etl.schema.model import ENTITIES, parse_platform_reference
 from efimis_etl.schema.tables import render_ddl
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.staging.load import ReadPolicy, load_from_source
-from efimis_etl.stores import SqliteStores, TenantStores
-from efimis_etl.validation.run import FindingFilter
+from efimis_etl.stores import SqliteStores, TableResult, TenantStores
+from efimis_etl.stores import postgres_naming as naming
+from efimis_etl.stores.postgres import PostgresStores
+from efimis_etl.stores.postgres_naming import side_schema, staging_schema, tenant_schema
+from efimis_etl.validation.run import FindingFilter, findings_page, iter_findings, validate
 
 TENANT = "acme-legal"
 
@@ -61,7 +61,7 @@ def backends(new_database: Callable[[], str], tmp_path: Path) -> dict[str, Tenan
     staging and production on different "servers" (two databases)."""
     same = new_database()
     return {
-        "sqlite": SqliteStores(Settings(data_dir=tmp_path / "sqlite")),
+        "sqlite": SqliteStores.from_settings(Settings(data_dir=tmp_path / "sqlite")),
         "same": _pg(same, same, tmp_path),
         "cross": _pg(new_database(), new_database(), tmp_path),
     }
@@ -80,7 +80,7 @@ def _import(stores: TenantStores, source: Path, request_id: str, *, batch_size: 
         )
     finally:
         stores.close_staging(loader)
-    return stores.validate(request_id, TENANT, first=1000)
+    return validate(stores, request_id, TENANT, first=1000)
 
 
 def _normalized(stores: TenantStores) -> dict[str, list[tuple[Any, ...]]]:
@@ -106,7 +106,7 @@ def _checksums(stores: TenantStores) -> dict[str, tuple[int, str]]:
 
 
 def _findings(stores: TenantStores, request_id: str) -> list[dict[str, Any]]:
-    return list(stores.iter_findings(request_id, FindingFilter()))
+    return list(iter_findings(stores, request_id, FindingFilter()))
 
 
 def _revise(source: Path) -> None:
@@ -132,7 +132,7 @@ def test_cross_server_paths_give_exactly_what_sqlite_and_same_server_give(
     summaries = {name: _import(stores, source, first) for name, stores in backends.items()}
     assert summaries["sqlite"] == summaries["same"] == summaries["cross"]
     assert summaries["sqlite"]["errors"] == 0
-    results = {name: stores.promote(first, TENANT) for name, stores in backends.items()}
+    results = {name: promote(stores, first, TENANT) for name, stores in backends.items()}
     expected = row_counts(source)
     assert results["sqlite"] == results["same"] == results["cross"]
     assert results["cross"] == [TableResult(name, n, n, 0) for name, n in expected.items()]
@@ -141,13 +141,13 @@ def test_cross_server_paths_give_exactly_what_sqlite_and_same_server_give(
     assert {name: n for name, (n, _) in checksums["cross"].items()} == expected
 
     # Promoting again changes nothing; a revised import updates in place on every backend alike.
-    again = {name: stores.promote(first, TENANT) for name, stores in backends.items()}
+    again = {name: promote(stores, first, TENANT) for name, stores in backends.items()}
     assert all(r == [TableResult(n, c, 0, 0) for n, c in expected.items()] for r in again.values())
     ids_before = backends["cross"].production_rows(TENANT)
     _revise(source)
     for stores in backends.values():
         assert _import(stores, source, second)["errors"] == 0
-    results = {name: stores.promote(second, TENANT) for name, stores in backends.items()}
+    results = {name: promote(stores, second, TENANT) for name, stores in backends.items()}
     assert results["sqlite"] == results["same"] == results["cross"]
     changed = {r.entity: (r.inserted, r.updated) for r in results["cross"] if r.inserted or r.updated}
     assert changed == {"Contact": (0, 1), "WorkItem": (1, 1)}
@@ -158,14 +158,14 @@ def test_cross_server_paths_give_exactly_what_sqlite_and_same_server_give(
     assert {(t, r[0]): r[1] for t, rows in ids_after.items() for r in rows if (t, r[0]) in kept} == kept
 
     # The id map: the same entities and ImportIds in the same order, each with its production reference.
-    maps = {name: stores.id_map(second, TENANT, offset=0, limit=100_000) for name, stores in backends.items()}
+    maps = {name: id_map(stores, second, TENANT, offset=0, limit=100_000) for name, stores in backends.items()}
     keys = {name: [(i["entity"], i["importId"]) for i in items] for name, (_, items) in maps.items()}
     assert keys["sqlite"] == keys["same"] == keys["cross"]
     assert maps["cross"][0] == sum(expected.values()) + 1
     production = backends["cross"].production_rows(TENANT)
     references = {(e.name, r[0]): f"{e.prefix}_{r[1]}" for e in ENTITIES for r in production[e.name]}
     assert all(references[(i["entity"], i["importId"])] == i["reference"] for i in maps["cross"][1])
-    page = backends["cross"].id_map(second, TENANT, offset=5, limit=3)
+    page = id_map(backends["cross"], second, TENANT, offset=5, limit=3)
     assert page == (maps["cross"][0], maps["cross"][1][5:8])
 
 
@@ -181,7 +181,7 @@ def test_findings_are_identical_on_every_backend_including_rules_that_read_produ
     assert findings["sqlite"] == findings["same"] == findings["cross"]
     assert len(findings["cross"]) == 29
     for name, stores in backends.items():
-        total, page = stores.findings(request_id, FindingFilter(rule="type"), offset=1, limit=1)
+        total, page = findings_page(stores, request_id, FindingFilter(rule="type"), offset=1, limit=1)
         assert (total, page) == (3, [f for f in findings["sqlite"] if f["rule"] == "type"][1:2]), name
 
     # A later import referring to promoted objects: invoice-matter and trust-account follow the
@@ -201,10 +201,10 @@ def test_findings_are_identical_on_every_backend_including_rules_that_read_produ
     found = {}
     for name, stores in backends.items():
         assert _import(stores, clean, promoted)["errors"] == 0
-        stores.promote(promoted, TENANT)
+        promote(stores, promoted, TENANT)
         refs = {
             (i["entity"], i["importId"]): i["reference"]
-            for i in stores.id_map(promoted, TENANT, offset=0, limit=100_000)[1]
+            for i in id_map(stores, promoted, TENANT, offset=0, limit=100_000)[1]
         }
         with sqlite3.connect(later) as connection:
             connection.execute("DELETE FROM WorkItem")
@@ -265,7 +265,7 @@ def test_a_promotion_failing_midway_leaves_production_exactly_as_it_was(
         )
     first, second = uuid.uuid4().hex, uuid.uuid4().hex
     assert _import(stores, source, first)["errors"] == 0
-    stores.promote(first, TENANT)
+    promote(stores, first, TENANT)
     before, log_before = stores.production_rows(TENANT), _promotion_log(production_url, TENANT)
 
     write_demo_source(revised := tmp_path / "revised.db")  # lines described "Equity" again, and more
@@ -273,7 +273,7 @@ def test_a_promotion_failing_midway_leaves_production_exactly_as_it_was(
     assert _import(stores, revised, second)["errors"] == 0
     _break_on_promotion(production_url, TENANT)
     with pytest.raises(Exception, match="no_equity"):
-        stores.promote(second, TENANT)
+        promote(stores, second, TENANT)
     assert stores.production_rows(TENANT) == before
     assert _promotion_log(production_url, TENANT) == log_before
 
@@ -282,7 +282,7 @@ def test_a_promotion_failing_midway_leaves_production_exactly_as_it_was(
         connection.execute(
             f'ALTER TABLE "{tenant_schema(TENANT)}"."JournalEntryLine" DROP CONSTRAINT no_equity'
         )
-    results = {r.entity: (r.inserted, r.updated) for r in stores.promote(second, TENANT)}
+    results = {r.entity: (r.inserted, r.updated) for r in promote(stores, second, TENANT)}
     assert results["WorkItem"] == (1, 1) and results["JournalEntryLine"][1] > 0
 
 
@@ -305,9 +305,9 @@ def test_an_interrupted_cross_server_copy_resumes_with_the_first_incomplete_tabl
         copied.append(args[3])
         return real_copy(*args)
 
-    monkeypatch.setattr("efimis_etl.postgres.stores.stream_copy", failing_copy)
+    monkeypatch.setattr("efimis_etl.stores.postgres.stream_copy", failing_copy)
     with pytest.raises(Exception, match="connection to the staging server lost"):
-        stores.promote(request_id, TENANT)
+        promote(stores, request_id, TENANT)
     assert not any(stores.production_rows(TENANT).values())
     with psycopg.connect(production_url) as connection:
         done = connection.execute(f'SELECT "TableName" FROM "{side_schema(request_id)}"."_Copied"').fetchall()
@@ -319,8 +319,8 @@ def test_an_interrupted_cross_server_copy_resumes_with_the_first_incomplete_tabl
         counting.append(args[3])
         return real_copy(*args)
 
-    monkeypatch.setattr("efimis_etl.postgres.stores.stream_copy", counted)
-    results = stores.promote(request_id, TENANT)
+    monkeypatch.setattr("efimis_etl.stores.postgres.stream_copy", counted)
+    results = promote(stores, request_id, TENANT)
     assert len(counting) == len(ENTITIES) - 5  # the five complete tables were not copied again
     assert {r.entity: r.inserted for r in results} == row_counts(source)
 
@@ -380,7 +380,7 @@ def test_retention_drops_only_expired_staging_schemas_and_their_side_copies(
     old, fresh, promoted_old = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
     for request_id in (old, fresh, promoted_old):
         assert _import(stores, source, request_id)["errors"] == 0
-    stores.promote(promoted_old, TENANT)  # leaves its side copy on the production server
+    promote(stores, promoted_old, TENANT)  # leaves its side copy on the production server
     now = datetime.now(UTC)
     with psycopg.connect(staging_url, autocommit=True) as connection:
         for request_id, age in ((old, timedelta(hours=25)), (promoted_old, timedelta(days=30))):
@@ -428,8 +428,8 @@ def test_schema_names_are_quoted_unique_and_within_postgresql_limits(
     stores.close_staging(loader)
     stores.discard_staging(request_id)
     assert _import(stores, source, request_id)["errors"] == 0
-    summary = stores.validate(request_id, longest, first=0)
+    summary = validate(stores, request_id, longest, first=0)
     assert summary["errors"] == 0
-    assert {r.entity: r.inserted for r in stores.promote(request_id, longest)} == row_counts(source)
+    assert {r.entity: r.inserted for r in promote(stores, request_id, longest)} == row_counts(source)
     assert not any(stores.production_rows(TENANT).values())  # other tenants see nothing of it
     assert not stores.staging_exists("not a request id")

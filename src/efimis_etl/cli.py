@@ -48,7 +48,7 @@ def serve(
 
 def _check_platform_version() -> None:
     """Scaled out, refuse to start against a platform database of another version, saying what to do."""
-    from efimis_etl.jobs.queue import secret_box
+    from efimis_etl.jobs.secrets import secret_box
     from efimis_etl.jobs.state import Platform
     from efimis_etl.migrations import PlatformVersionError
     from efimis_etl.settings import get_settings

@@ -2,8 +2,10 @@
 
 A consultant runs it (`efimis-etl validate CONNSTR`) against the firm's database before submitting, and
 gets exactly the findings the import would report. The scratch staging store lives in a temporary
-directory that is deleted afterwards; the tenant's production store, when this machine has it, is only
-read, so references to objects promoted earlier resolve as they would on import.
+directory that is deleted afterwards. The tenant's production store, when this machine has it, is only
+read (opened read-only, never created, written or locked), so references to objects promoted earlier
+resolve as they would on import; without one, an empty production store in the scratch directory stands
+in for it.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from efimis_etl.ids import new_request_id
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.staging.load import PlanCallback, ProgressCallback, load_from_source
-from efimis_etl.staging.store import StagingStore
-from efimis_etl.validation.run import FindingFilter, iter_findings, validate_store
+from efimis_etl.stores import SqliteStores, TenantStores
+from efimis_etl.validation.run import FindingFilter, iter_findings, validate
 
 
 @dataclass
 class PreflightReport:
     summary: dict[str, Any]
-    staging: Path
+    stores: TenantStores
+    request_id: str
 
     def findings(self) -> Iterator[dict[str, Any]]:
-        return iter_findings(self.staging, FindingFilter())
+        return iter_findings(self.stores, self.request_id, FindingFilter())
 
 
 @contextmanager
@@ -38,16 +42,21 @@ def preflight(
     """Read and validate the source; the report is usable inside the `with` block only."""
     source = parse_connection_string(connection_string)
     with tempfile.TemporaryDirectory(prefix="efimis-preflight-") as scratch:
-        staging_path = Path(scratch) / "staging.sqlite"
-        staging = StagingStore.create(staging_path)
+        stores = _scratch_stores(settings, Path(scratch))
+        request_id = new_request_id()
+        staging = stores.create_staging(request_id)
         try:
             load_from_source(
                 source, staging, policy=settings.read_policy(), on_plan=on_plan, on_progress=on_progress
             )
         finally:
-            staging.engine.dispose()
-        production = settings.production_path(settings.tenant)
-        if not production.exists():
-            production = Path(scratch) / "production.sqlite"  # nothing promoted yet on this machine
-        summary = validate_store(staging_path, production, first=settings.findings_in_status)
-        yield PreflightReport(summary, staging_path)
+            stores.close_staging(staging)
+        summary = validate(stores, request_id, settings.tenant, first=settings.findings_in_status)
+        yield PreflightReport(summary, stores, request_id)
+
+
+def _scratch_stores(settings: Settings, scratch: Path) -> SqliteStores:
+    production = SqliteStores.from_settings(settings).production_dir
+    if (production / f"{settings.tenant}.sqlite").exists():
+        return SqliteStores(scratch / "staging", production, production_readonly=True)
+    return SqliteStores(scratch / "staging", scratch / "production")  # nothing promoted here yet

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from efimis_etl.errors import EtlError
+from efimis_etl.ids import is_request_id
 from efimis_etl.jobs.queue import DistributedQueue, InProcessQueue, JobQueue
 from efimis_etl.jobs.state import PROMOTABLE, VALIDATION_RAN, Platform, State, now
+from efimis_etl.promotion.promote import id_map
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.source.policy import check_source
 from efimis_etl.stores import TenantStores, make_stores
-from efimis_etl.validation.run import FindingFilter
+from efimis_etl.validation.run import FindingFilter, findings_page, iter_findings
 
 log = logging.getLogger(__name__)
-REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class NotFound(EtlError):
@@ -74,7 +75,10 @@ class Service:
     embedded = start
 
     def recover(self) -> None:
-        """Close out requests whose jobs died with a previous process."""
+        """Close out requests whose jobs died with a previous process, and drop staging stores past their
+        retention (scaled out, a periodic job does that)."""
+        for request_id in self.stores.drop_expired_staging(datetime.now(UTC)):
+            log.info("dropped expired staging store %s", request_id)
         for request in self.platform.interrupted():
             if request["state"] == State.PROMOTING:
                 # A promotion is one transaction: it either committed or left production unchanged,
@@ -159,15 +163,15 @@ class Service:
                 f"Import {request_id} is {request['state']}; the id map exists once it is Promoted."
             )
         self._staging_kept(request_id)
-        return self.stores.id_map(request_id, request["tenant"], offset=offset, limit=limit)
+        return id_map(self.stores, request_id, request["tenant"], offset=offset, limit=limit)
 
     def findings(
         self, caller: Caller, request_id: str, where: FindingFilter, *, offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
-        return self.stores.findings(self._validated(caller, request_id), where, offset=offset, limit=limit)
+        return findings_page(self.stores, self._validated(caller, request_id), where, offset=offset, limit=limit)
 
     def all_findings(self, caller: Caller, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
-        return self.stores.iter_findings(self._validated(caller, request_id), where)
+        return iter_findings(self.stores, self._validated(caller, request_id), where)
 
     def audit_events(self, caller: Caller, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         return self.platform.audit_events(caller.tenant, offset=offset, limit=limit)
@@ -196,7 +200,7 @@ class Service:
     def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:
         # Another tenant's request is indistinguishable from one that does not exist; so is anything that
         # is not a request id at all (and it never reaches the database).
-        request = self.platform.get(request_id, caller.tenant) if REQUEST_ID.fullmatch(request_id) else None
+        request = self.platform.get(request_id, caller.tenant) if is_request_id(request_id) else None
         if request is None:
             raise NotFound(f"No import request {request_id!r}.")
         return request

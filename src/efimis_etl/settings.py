@@ -112,12 +112,6 @@ class Settings(BaseSettings):
     def platform_url(self) -> str:
         return self.platform_database_url or f"sqlite:///{self.data_dir / 'platform.sqlite'}"
 
-    def staging_path(self, request_id: str) -> Path:
-        return self.data_dir / "staging" / f"{request_id}.sqlite"
-
-    def production_path(self, tenant: str) -> Path:
-        return self.data_dir / "production" / f"{tenant}.sqlite"
-
 
 @lru_cache
 def get_settings() -> Settings:

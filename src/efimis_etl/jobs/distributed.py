@@ -1,7 +1,7 @@
 """The procrastinate app: tasks, the periodic housekeeping, and the worker entry point.
 
 Tasks are synchronous (procrastinate runs them in threads) and find the platform and the stores through
-`_context`, built once per worker process from the same settings as the API's.
+a `Context` built lazily, once per app, from the settings the app was built with.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from functools import cache
+from functools import cached_property
 
 import procrastinate
 
-from efimis_etl.jobs.state import Platform, State, now
-from efimis_etl.settings import Settings, get_settings
+from efimis_etl.jobs.pipeline import run_promotion, run_queued_import
+from efimis_etl.jobs.state import Platform, State
+from efimis_etl.settings import Settings
 from efimis_etl.stores import TenantStores, make_stores
 
 log = logging.getLogger(__name__)
@@ -28,16 +29,37 @@ def _conninfo(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-@cache
-def _context() -> tuple[Settings, Platform, TenantStores]:
-    settings = get_settings()
-    platform = Platform(settings.platform_url)
-    platform.check_version()
-    return settings, platform, make_stores(settings)
+class Context:
+    """What the tasks work with, opened on first use: a worker checks the platform database's version
+    before its first job, and housekeeping that needs only the stores never opens the platform."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def platform(self) -> Platform:
+        platform = Platform(self.settings.platform_url)
+        platform.check_version()
+        return platform
+
+    @cached_property
+    def stores(self) -> TenantStores:
+        return make_stores(self.settings)
+
+
+def drop_expired_staging(context: Context, timestamp: int) -> list[str]:
+    """The periodic retention job: drop the staging stores that were older than the retention at
+    `timestamp` (procrastinate's scheduled time, seconds since the epoch)."""
+    now = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    dropped = context.stores.drop_expired_staging(now)
+    for request_id in dropped:
+        log.info("dropped expired staging store %s", request_id)
+    return dropped
 
 
 def build_app(settings: Settings) -> procrastinate.App:
     assert settings.platform_database_url is not None
+    context = Context(settings)
     # One async connector serves both sides: the worker's async loop, and the API's synchronous defer().
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=_conninfo(settings.platform_database_url))
@@ -45,16 +67,11 @@ def build_app(settings: Settings) -> procrastinate.App:
 
     @app.task(name="efimis.import", queue=QUEUE, pass_context=False)
     def import_task(request_id: str, tenant: str) -> None:
-        from efimis_etl.jobs.queue import run_queued_import
-
-        settings, platform, stores = _context()
-        run_queued_import(settings, platform, stores, request_id, tenant)
+        run_queued_import(context.settings, context.platform, context.stores, request_id, tenant)
 
     @app.task(name="efimis.promote", queue=QUEUE, pass_context=False)
     def promote_task(request_id: str, tenant: str) -> None:
-        from efimis_etl.jobs.pipeline import run_promotion
-
-        _, platform, stores = _context()
+        platform, stores = context.platform, context.stores
         request = platform.get(request_id, tenant)
         if request is None or request["state"] != State.PROMOTING:
             return  # finished already; a duplicate delivery
@@ -79,13 +96,8 @@ def build_app(settings: Settings) -> procrastinate.App:
     @app.task(
         name="efimis.drop-expired-staging", queue=QUEUE, queueing_lock="drop-expired", pass_context=False
     )
-    def drop_expired_staging(timestamp: int) -> None:
-        settings, _, stores = _context()
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(hours=settings.staging_retention_hours)
-        dropper = getattr(stores, "drop_expired_staging", None)
-        if dropper is not None:
-            for dropped in dropper(cutoff):
-                log.info("dropped expired staging store %s", dropped)
+    def drop_expired(timestamp: int) -> None:
+        drop_expired_staging(context, timestamp)
 
     return app
 
@@ -107,7 +119,7 @@ def apply_queue_schema(settings: Settings) -> bool:
 
 def run_worker(settings: Settings, *, concurrency: int) -> None:
     """Run jobs until interrupted; this process may be one of many on many machines."""
-    _context()  # fail fast on a platform database of another version
+    Context(settings).platform  # noqa: B018 - fail fast on a platform database of another version
     app = build_app(settings)
 
     async def main() -> None:
@@ -123,4 +135,4 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
     asyncio.run(main())
 
 
-__all__ = ["QUEUE", "apply_queue_schema", "build_app", "now", "run_worker"]
+__all__ = ["QUEUE", "Context", "apply_queue_schema", "build_app", "drop_expired_staging", "run_worker"]

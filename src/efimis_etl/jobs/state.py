@@ -7,7 +7,6 @@ default the in-process queue holds the secret in memory until the import has run
 from __future__ import annotations
 
 import enum
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,8 @@ from sqlalchemy import (
 )
 
 from efimis_etl import migrations
-from efimis_etl.sqlite import sqlite_engine
+from efimis_etl.ids import new_request_id
+from efimis_etl.stores.sqlite import sqlite_engine
 
 
 class State(enum.StrEnum):
@@ -118,10 +118,6 @@ def now() -> str:
 
 def _psycopg(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1] if url.startswith("postgresql://") else url
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Platform:

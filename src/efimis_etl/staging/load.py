@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import ENTITIES, Entity
@@ -25,20 +25,9 @@ from efimis_etl.source.extract import (
     source_columns,
     source_figures,
 )
-from efimis_etl.source.reconcile import Figures, Tally, differences
-
-
-class Loader(Protocol):
-    """Where batches go: a staging store of any backend."""
-
-    def encoders(self, entity: Entity) -> list[Callable[[Any], Any] | None]: ...
-
-    def load(
-        self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
-    ) -> None: ...
-
-    def measure(self, entity: Entity) -> Figures: ...
-
+from efimis_etl.source.reconcile import Tally, differences
+from efimis_etl.staging.measure import measure
+from efimis_etl.stores.base import Loader
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +84,7 @@ def load_from_source(
                 staging.load(entity, [], mine)
         for entity, figures in sources:
             read = _copy_table(reader, entity, staging, on_progress)
-            loaded = staging.measure(entity)
+            loaded = measure(staging, entity)
             problems = differences(entity, figures, read.figures(), loaded, set(read.rejected))
             if on_reconciled is not None:
                 on_reconciled(
@@ -132,10 +121,6 @@ def _copy_table(reader: _Reader, entity: Entity, staging: Loader, on_progress: P
         except reader.errors() as error:
             reader.lost(error, f"etl.{entity.name}")
     return tally
-
-
-class StagingFailure(RuntimeError):
-    """The staging store failed (an operator's problem, not the source's)."""
 
 
 class _Reader:

@@ -40,6 +40,8 @@ from efimis_etl.schema.model import (
     Kind,
     platform_reference_glob,
 )
+from efimis_etl.stores.base import PRODUCTION_LOOKUPS
+from efimis_etl.stores.sql import platform_reference_regex
 from efimis_etl.validation.catalogue import RULES
 
 SCALE = 10_000  # on SQLite, money is stored as integer ten-thousandths
@@ -65,18 +67,6 @@ POSITIVE = {
     "TrustTransaction": ("Amount",),
 }
 
-# Every production column the rules read, besides ImportId and PlatformId of every entity (`_lookup`).
-PRODUCTION_LOOKUPS: dict[str, tuple[str, ...]] = {
-    "Invoice": ("MatterId",),
-    "Account": ("JournalId",),
-    "Journal": ("Type",),
-}
-
-
-def platform_reference_regex(*prefixes: str) -> str:
-    """A PostgreSQL regular expression matching exactly the platform references with these prefixes."""
-    alternatives = prefixes[0] if len(prefixes) == 1 else "(" + "|".join(prefixes) + ")"
-    return f"^{alternatives}_[0-9a-f]{{{PLATFORM_ID_DIGITS}}}$"
 
 
 def _q(name: str) -> str:

@@ -45,7 +45,7 @@ from efimis_etl.schema.model import (
     Kind,
 )
 from efimis_etl.schema.tables import PRODUCTION, STAGING
-from efimis_etl.staging.store import FINDING
+from efimis_etl.stores.base import FINDING
 from efimis_etl.validation import business
 from efimis_etl.validation.business import SQLITE, RuleDialect
 from efimis_etl.validation.catalogue import ERROR, RULES, WARNING, Rule
@@ -286,9 +286,10 @@ def compiled_rules(d: RuleDialect = SQLITE) -> tuple[str, ...]:
     return tuple(rules)
 
 
-def run_rules(conn: Connection, dialect: RuleDialect = SQLITE) -> None:
-    """Run every rule on the staging store `conn` is open on, with production where `dialect` says
-    (SQLite: attached as `production`; PostgreSQL: the staging schema first on the search path)."""
+def run_rules(conn: Connection, production_schema: str) -> None:
+    """Run every rule on the staging store `conn` is open on (its tables unqualified), with the tenant's
+    production tables under `production_schema`."""
+    dialect = SQLITE if conn.dialect.name == "sqlite" else business.postgresql(production_schema)
     # The field rules read the reader's findings, so those must stay first; order among rules is fixed,
     # which keeps finding ids (and so "the first findings") stable across runs.
     for statement in compiled_rules(dialect):

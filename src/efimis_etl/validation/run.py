@@ -1,22 +1,21 @@
 """Running the rules on a staging store, and reading the findings back for people.
 
 Findings live in the staging store's `_Finding` table, one row per problem, in the order the rules found
-them; the summary kept in an import's status is computed from them once, when validation ends.
+them; the summary kept in an import's status is computed from them once, when validation ends. Every
+function here works on any store: it asks the `TenantStores` for a connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, select
 
-from efimis_etl.promotion.promote import production_engine
-from efimis_etl.staging.store import FINDING, StagingStore
-from efimis_etl.validation.rules import ERROR, RULES, run_rules
+from efimis_etl.stores.base import FINDING, TenantStores
+from efimis_etl.validation.catalogue import ERROR, RULES
+from efimis_etl.validation.rules import run_rules
 
 
 @dataclass(frozen=True)
@@ -35,17 +34,12 @@ class FindingFilter:
         return query
 
 
-def validate_store(staging_path: Path, production_path: Path, *, first: int) -> dict[str, Any]:
-    """Run every rule; return the summary: counts by rule and the first `first` findings."""
-    production_engine(production_path).dispose()  # exists (maybe empty), so references can be checked
-    staging = StagingStore.open(staging_path, attach={"production": production_path})
-    try:
-        with staging.engine.begin() as conn:
-            run_rules(conn)
-        with staging.engine.connect() as conn:
-            return summarize(conn, first=first)
-    finally:
-        staging.engine.dispose()
+def validate(stores: TenantStores, request_id: str, tenant: str, *, first: int) -> dict[str, Any]:
+    """Run every rule on the request's staging store; return the summary: counts by rule and the first
+    `first` findings."""
+    with stores.validation_session(request_id, tenant) as (conn, production_schema):
+        run_rules(conn, production_schema)
+        return summarize(conn, first=first)
 
 
 def summarize(conn: Connection, *, first: int) -> dict[str, Any]:
@@ -84,21 +78,15 @@ def finding_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_findings(
-    staging_path: Path, where: FindingFilter, *, offset: int, limit: int
-) -> tuple[int, list[dict[str, Any]]]:
-    staging = StagingStore.open(staging_path, readonly=True)
-    try:
-        with staging.engine.connect() as conn:
-            return findings_page(conn, where, offset=offset, limit=limit)
-    finally:
-        staging.engine.dispose()
-
-
 def findings_page(
-    conn: Connection, where: FindingFilter, *, offset: int, limit: int
+    stores: TenantStores, request_id: str, where: FindingFilter, *, offset: int, limit: int
 ) -> tuple[int, list[dict[str, Any]]]:
-    """(total, one page) of the findings `conn` sees."""
+    """(total, one page) of the request's findings."""
+    with stores.staging_session(request_id) as conn:
+        return _page(conn, where, offset=offset, limit=limit)
+
+
+def _page(conn: Connection, where: FindingFilter, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
     total = conn.execute(where.apply(select(func.count()).select_from(FINDING))).scalar_one()
     rows = conn.execute(
         where.apply(select(FINDING)).order_by(FINDING.c.Id).offset(offset).limit(limit)
@@ -106,22 +94,14 @@ def findings_page(
     return total, [finding_view(dict(r)) for r in rows]
 
 
-def iter_findings(staging_path: Path, where: FindingFilter, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """All findings in order, read in batches (there can be millions)."""
-    staging = StagingStore.open(staging_path, readonly=True)
-    try:
-        yield from iter_findings_from(staging.engine.connect, where, batch=batch)
-    finally:
-        staging.engine.dispose()
-
-
-def iter_findings_from(
-    connect: Callable[[], AbstractContextManager[Connection]], where: FindingFilter, *, batch: int = 5000
+def iter_findings(
+    stores: TenantStores, request_id: str, where: FindingFilter, *, batch: int = 5000
 ) -> Iterator[dict[str, Any]]:
-    """All findings in order, a batch per connection from `connect` (none is held between batches)."""
+    """All findings in order, a batch per connection (none is held between batches: there can be
+    millions, and a download can be slow)."""
     last = 0
     while True:
-        with connect() as conn:
+        with stores.staging_session(request_id) as conn:
             rows = (
                 conn.execute(
                     where.apply(select(FINDING))

@@ -1,4 +1,4 @@
-"""Schema names, engines and small SQL helpers shared by the PostgreSQL stores.
+"""Schema names, engines and small SQL helpers of the PostgreSQL stores.
 
 Every identifier built from a request id or a tenant is checked against a strict pattern first and then
 quoted; no user data is ever interpolated into SQL (values travel as bound parameters).
@@ -19,7 +19,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     Engine,
     MetaData,
     String,
@@ -36,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from efimis_etl.ids import checked_request_id
 from efimis_etl.settings import TENANT_PATTERN
 
 STAGING_PREFIX = "staging_"  # staging server: one schema per import request
@@ -43,17 +43,9 @@ SIDE_PREFIX = "promote_"  # production server: a request's staging rows copied f
 TENANT_PREFIX = "tenant_"  # production server: one schema per tenant
 MAX_IDENTIFIER = 63  # bytes; PostgreSQL cuts longer names silently, so we never build one
 
-_REQUEST_ID = re.compile(r"^[0-9A-Za-z]{1,48}$")
 _TENANT = re.compile(TENANT_PATTERN)
 DIALECT = psycopg_dialect.dialect()
 
-# Bookkeeping in each staging and side schema: which request it holds and when it was created (retention).
-META = Table(
-    "_Meta",
-    MetaData(),
-    Column("RequestId", String(64), primary_key=True),
-    Column("CreatedAt", DateTime(timezone=True), nullable=False),
-)
 # In a side schema: the tables copied completely (each with its marker in the same transaction).
 COPIED = Table(
     "_Copied",
@@ -63,22 +55,12 @@ COPIED = Table(
 )
 
 
-def valid_request_id(request_id: str) -> bool:
-    return bool(_REQUEST_ID.fullmatch(request_id))
-
-
-def _request_id(request_id: str) -> str:
-    if not valid_request_id(request_id):
-        raise ValueError(f"not a request id: {request_id!r}")
-    return request_id
-
-
 def staging_schema(request_id: str) -> str:
-    return STAGING_PREFIX + _request_id(request_id)
+    return STAGING_PREFIX + checked_request_id(request_id)
 
 
 def side_schema(request_id: str) -> str:
-    return SIDE_PREFIX + _request_id(request_id)
+    return SIDE_PREFIX + checked_request_id(request_id)
 
 
 def tenant_schema(tenant: str) -> str:

@@ -5,27 +5,28 @@ Where things live
     entity tables (every column nullable, as on SQLite), `_Finding`, and `_Meta` (the request id and the
     schema's creation time, for retention). Production (`EFIMIS_PRODUCTION_URL`): one schema per tenant,
     `tenant_<tenant>` (a name too long for PostgreSQL's 63 bytes is shortened with a hash: see
-    `naming.tenant_schema`), created on demand with the production tables and `_Promotion`. Every table
+    `postgres_naming.tenant_schema`), created on demand with the production tables and `_Promotion`. Every table
     comes from the one schema model (`schema.tables`), placed with `schema_translate_map`; money is
     NUMERIC(19,4) / NUMERIC(9,4).
 
 Loading
     `create_staging` returns a loader holding one psycopg connection; each batch is one binary COPY (and
-    one of the reader's findings) in one transaction (`postgres.staging`). `close_staging` closes it.
+    one of the reader's findings) in one transaction (`stores.postgres_staging`). `close_staging` closes it.
 
 Validation
-    The same rules as on SQLite, rendered for PostgreSQL (`validation.business.RuleDialect`), run inside
+    The same rules as on SQLite, compiled for PostgreSQL (`stores.sql`), run by `validation` inside
     the staging database in one transaction with the staging schema first on the search path. When
     staging and production are the same database (same host, port and database in both URLs) the rules
     read the tenant's schema directly. When they are different servers, the rules read temporary tables
     (`pg_temp`, dropped at commit) into which the production columns the rules need — ImportId and
-    PlatformId of every entity, plus `business.PRODUCTION_LOOKUPS` — are streamed with COPY first, from one
+    PlatformId of every entity, plus `base.PRODUCTION_LOOKUPS` — are streamed with COPY first, from one
     repeatable-read snapshot of production. No foreign-data wrapper or extension is needed.
 
 Promotion
     Same database: one transaction on the production connection (which sees the staging schema):
     `INSERT … ON CONFLICT DO NOTHING` for new platform ids, `UPDATE … FROM … IS DISTINCT FROM` for values,
-    and the `_Promotion` record (`postgres.promote`). Different servers: first a resumable, idempotent
+    and the `_Promotion` record (`promotion.promote`, on the connection `promotion_session` gives).
+    Different servers: first a resumable, idempotent
     copy of the staged rows into a side schema `promote_<requestId>` on the production server, one table
     per transaction, each with its completion marker (`_Copied`) written in the same transaction, so a
     copy interrupted midway resumes with the first incomplete table; then the same single transaction,
@@ -41,6 +42,7 @@ Retention
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,9 +50,13 @@ from psycopg import sql
 from sqlalchemy import Connection, Engine, collate, insert, select, text
 from sqlalchemy.schema import CreateSchema
 
-from efimis_etl.postgres.naming import (
+from efimis_etl.ids import is_request_id
+from efimis_etl.schema.model import ENTITIES
+from efimis_etl.schema.tables import PRODUCTION, STAGING
+from efimis_etl.settings import Settings
+from efimis_etl.stores.base import FINDINGS, META, PRODUCTION_LOOKUPS, PROMOTION_LOG, STAGED_SCHEMA
+from efimis_etl.stores.postgres_naming import (
     COPIED,
-    META,
     SIDE_PREFIX,
     STAGING_PREFIX,
     columns_sql,
@@ -68,24 +74,10 @@ from efimis_etl.postgres.naming import (
     stream_copy,
     table_sql,
     tenant_schema,
-    valid_request_id,
 )
-from efimis_etl.postgres.promote import STAGED_SCHEMA, id_map_query, promote_translated
-from efimis_etl.postgres.staging import PostgresStaging
-from efimis_etl.promotion.promote import PROMOTION_LOG, TableResult
-from efimis_etl.schema.model import ENTITIES
-from efimis_etl.schema.tables import PRODUCTION, STAGING
-from efimis_etl.settings import Settings
-from efimis_etl.staging.load import Loader
-from efimis_etl.staging.store import FINDINGS
-from efimis_etl.validation.business import PRODUCTION_LOOKUPS, postgresql
-from efimis_etl.validation.rules import run_rules
-from efimis_etl.validation.run import (
-    FindingFilter,
-    findings_page,
-    iter_findings_from,
-    summarize,
-)
+from efimis_etl.stores.postgres_staging import PostgresStaging
+
+TEMPORARY_SCHEMA = "pg_temp"
 
 
 class PostgresStores:
@@ -117,23 +109,23 @@ class PostgresStores:
             if schema_exists(conn, schema):
                 raise FileExistsError(f"staging schema {schema} already exists")
             conn.execute(CreateSchema(schema))
-            create_tables(conn, schema, [*STAGING.tables.values(), *FINDINGS.tables.values(), META])
+            create_tables(conn, schema, [*STAGING.tables.values(), *FINDINGS.tables.values()])
             placed = conn.execution_options(schema_translate_map={None: schema})
             placed.execute(insert(META).values(RequestId=request_id, CreatedAt=text("now()")))
         return PostgresStaging(self.staging_engine, schema)
 
-    def close_staging(self, loader: Loader) -> None:
+    def close_staging(self, loader: object) -> None:
         assert isinstance(loader, PostgresStaging)
         loader.close()
 
     def staging_exists(self, request_id: str) -> bool:
-        if not valid_request_id(request_id):
+        if not is_request_id(request_id):
             return False
         with self.staging_engine.connect() as conn:
             return schema_exists(conn, staging_schema(request_id))
 
     def discard_staging(self, request_id: str) -> None:
-        if not valid_request_id(request_id):
+        if not is_request_id(request_id):
             return
         with self.staging_engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quote(staging_schema(request_id))} CASCADE")
@@ -149,7 +141,8 @@ class PostgresStores:
 
     # Validation and findings.
 
-    def validate(self, request_id: str, tenant: str, *, first: int) -> dict[str, Any]:
+    @contextmanager
+    def validation_session(self, request_id: str, tenant: str) -> Iterator[tuple[Connection, str]]:
         production = self._ensure_production(tenant)
         with self.staging_engine.begin() as conn:
             schema = self._existing_staging(conn, request_id)
@@ -157,15 +150,12 @@ class PostgresStores:
             conn.execute(
                 text("SELECT set_config('search_path', :path, true)"), {"path": f"{quote(schema)}, pg_temp"}
             )
-            if self.same_server:
-                dialect = postgresql(production)
-            else:
+            if not self.same_server:
                 self._copy_production_lookups(conn, production)
-                dialect = postgresql("pg_temp")
+                production = TEMPORARY_SCHEMA
             for table in [*STAGING.tables, *FINDINGS.tables]:
                 conn.exec_driver_sql(f"ANALYZE {quote(schema)}.{quote(table)}")  # fresh tables: no stats
-            run_rules(conn, dialect)
-            return summarize(conn, first=first)
+            yield conn, production
 
     def _copy_production_lookups(self, conn: Connection, production: str) -> None:
         """Temporary tables (dropped at commit) on the staging connection holding what the rules read of
@@ -199,23 +189,11 @@ class PostgresStores:
                     conn.exec_driver_sql(f'CREATE INDEX ON {temporary} ("PlatformId")')
                     conn.exec_driver_sql(f"ANALYZE {temporary}")
 
-    def _findings_connection(self, request_id: str) -> Connection:
-        conn = self.staging_engine.connect()
-        try:
+    @contextmanager
+    def staging_session(self, request_id: str) -> Iterator[Connection]:
+        with self.staging_engine.connect() as conn:
             schema = self._existing_staging(conn, request_id)
-        except BaseException:
-            conn.close()
-            raise
-        return conn.execution_options(schema_translate_map={None: schema})
-
-    def findings(
-        self, request_id: str, where: FindingFilter, *, offset: int, limit: int
-    ) -> tuple[int, list[dict[str, Any]]]:
-        with self._findings_connection(request_id) as conn:
-            return findings_page(conn, where, offset=offset, limit=limit)
-
-    def iter_findings(self, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
-        return iter_findings_from(lambda: self._findings_connection(request_id), where)
+            yield conn.execution_options(schema_translate_map={None: schema})
 
     # Production.
 
@@ -234,17 +212,22 @@ class PostgresStores:
         self._tenants_ready.add(schema)
         return schema
 
-    def promote(self, request_id: str, tenant: str) -> list[TableResult]:
+    @contextmanager
+    def promotion_session(self, request_id: str, tenant: str, *, write: bool) -> Iterator[Connection]:
         production = self._ensure_production(tenant)
         if self.same_server:
             with self.staging_engine.connect() as conn:
                 source = self._existing_staging(conn, request_id)
         else:
             source = self._side_copy(request_id)
-        with self.production_engine.begin() as conn:
-            lock(conn, production)  # one promotion per tenant at a time
+        with self.production_engine.connect() as conn:
             placed = conn.execution_options(schema_translate_map={STAGED_SCHEMA: source, None: production})
-            return promote_translated(placed, request_id)
+            if write:
+                with conn.begin():
+                    lock(conn, production)  # one promotion per tenant at a time
+                    yield placed
+            else:
+                yield placed
 
     def _side_copy(self, request_id: str) -> str:
         """The request's staged rows on the production server, copied once: a table already copied
@@ -286,22 +269,6 @@ class PostgresStores:
                 conn.exec_driver_sql(f"ANALYZE {quote(side)}.{quote(entity.name)}")
         return side
 
-    def id_map(
-        self, request_id: str, tenant: str, *, offset: int, limit: int
-    ) -> tuple[int, list[dict[str, str]]]:
-        production = self._ensure_production(tenant)
-        if self.same_server:
-            with self.staging_engine.connect() as conn:
-                source = self._existing_staging(conn, request_id)
-        else:
-            source = self._side_copy(request_id)
-        total_query, page_query = id_map_query()
-        with self.production_engine.connect() as conn:
-            placed = conn.execution_options(schema_translate_map={STAGED_SCHEMA: source, None: production})
-            total = placed.execute(total_query).scalar_one()
-            page = placed.execute(page_query.offset(offset).limit(limit)).all()
-        return total, [{"entity": e, "importId": i, "reference": r} for e, i, r in page]
-
     def production_rows(self, tenant: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every production row, ordered by ImportId in binary order (as SQLite orders text), values
         decoded as on SQLite: ImportId, PlatformId, LastRequestId, then the entity's columns."""
@@ -339,7 +306,7 @@ class PostgresStores:
             schemas = schemas_like(conn, prefix)
         for schema in schemas:
             request_id = schema[len(prefix) :]
-            if not valid_request_id(request_id):
+            if not is_request_id(request_id):
                 continue  # not one of ours
             with engine.begin() as conn:
                 lock(conn, schema)

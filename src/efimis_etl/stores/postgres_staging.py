@@ -7,26 +7,17 @@ written as it is read and nothing accumulates: memory stays flat however large t
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine
 
-from efimis_etl.postgres.naming import columns_sql, db_errors, driver, table_sql
 from efimis_etl.schema.model import Entity, Kind
-from efimis_etl.schema.tables import STAGING
-from efimis_etl.source.reconcile import (
-    DIGEST_MODULUS,
-    Figures,
-    aggregate_query,
-    figures_from_aggregates,
-    import_id_hash,
-)
-from efimis_etl.staging.store import FINDING
+from efimis_etl.stores.base import FINDING, FINDING_COLUMNS
+from efimis_etl.stores.postgres_naming import columns_sql, db_errors, driver, table_sql
 
 # The COPY type of each kind: values arrive as str, int, bool, Decimal (4 places) and date (source.values).
 _COPY_TYPES = {
@@ -41,7 +32,6 @@ _COPY_TYPES = {
     Kind.DATE: "date",
 }
 _TEXT_KINDS = frozenset({Kind.TEXT, Kind.LONG_TEXT, Kind.REFERENCE})
-_FINDING_COLUMNS = ["Rule", "Severity", "TableName", "ImportId", "ColumnName", "Value", "Detail"]
 REPLACEMENT = "\ufffd"
 
 
@@ -62,12 +52,14 @@ def _copy_rows(schema: str, entity: Entity) -> sql.Composed:
 @cache
 def _copy_findings(schema: str) -> sql.Composed:
     return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        table_sql(schema, FINDING.name), columns_sql(_FINDING_COLUMNS)
+        table_sql(schema, FINDING.name), columns_sql(FINDING_COLUMNS)
     )
 
 
 class PostgresStaging:
-    """The staging schema of one import request, open for loading (a `staging.load.Loader`)."""
+    """The staging schema of one import request, open for loading (a `stores.base.Loader`)."""
+
+    sums_in_sql = True  # NUMERIC sums are exact
 
     def __init__(self, engine: Engine, schema: str) -> None:
         self.schema = schema
@@ -94,24 +86,14 @@ class PostgresStaging:
                         copy.write_row(row)
             if findings:
                 with cursor.copy(_copy_findings(self.schema)) as copy:
-                    copy.set_types(["text"] * len(_FINDING_COLUMNS))
+                    copy.set_types(["text"] * len(FINDING_COLUMNS))
                     for finding in findings:
                         copy.write_row([without_nul(v) if isinstance(v, str) else v for v in finding])
 
-    def measure(self, entity: Entity) -> Figures:
-        """The loaded figures of one table, for reconciliation with what was read: aggregates in SQL,
-        the ImportId digest streamed through a server-side cursor."""
-        table = STAGING.tables[entity.name]
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
         with self._conn.begin():
-            row = self._conn.execute(aggregate_query(table, entity)).one()
-            figures = figures_from_aggregates(entity, tuple(row), money=Decimal, date=dt.date.isoformat)
-            digest = 0
-            ids = self._conn.execute(select(table.c.ImportId), execution_options={"yield_per": 10_000})
-            for (import_id,) in ids:
-                if import_id is not None:
-                    digest = (digest + import_id_hash(import_id)) % DIGEST_MODULUS
-        figures.digest = f"{digest:016x}"
-        return figures
+            yield self._conn
 
     def close(self) -> None:
         self._conn.close()

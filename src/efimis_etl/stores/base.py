@@ -1,0 +1,161 @@
+"""The seam between the stages and the databases: the store protocol and the tables every store shares.
+
+A *staging store* holds one import request's rows as read (the `STAGING` tables) and its findings; a
+*production store* holds one tenant's promoted rows (`PRODUCTION`) and its promotion log. Stages
+(`staging`, `validation`, `promotion`) write dialect-neutral SQLAlchemy against these tables and ask a
+`TenantStores` for connections on which the names resolve: staging tables unqualified, or under
+`STAGED_SCHEMA` beside unqualified production tables. Each backend (`stores.sqlite`, `stores.postgres`)
+implements all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Unicode,
+    UnicodeText,
+)
+
+from efimis_etl.schema.model import Entity
+from efimis_etl.schema.tables import STAGING
+
+FINDINGS = MetaData()
+FINDING = Table(
+    "_Finding",
+    FINDINGS,
+    Column("Id", Integer, primary_key=True, autoincrement=True),
+    Column("Rule", Unicode(60), nullable=False),
+    Column("Severity", Unicode(10), nullable=False),
+    Column("TableName", Unicode(60), nullable=False),
+    Column("ImportId", UnicodeText),
+    Column("ColumnName", Unicode(60)),
+    Column("Value", UnicodeText),
+    Column("Detail", UnicodeText),
+    # The `required` rule looks up the reader's findings by row and column.
+    Index("ix_Finding_row", "TableName", "ColumnName", "ImportId"),
+)
+# A finding as the reader and the rules write it: every column but the Id, in this order.
+FINDING_COLUMNS = [c.name for c in FINDING.columns if c.name != "Id"]
+
+# In every staging store: which request it holds and since when (retention).
+META = Table(
+    "_Meta",
+    FINDINGS,
+    Column("RequestId", String(64), primary_key=True),
+    Column("CreatedAt", DateTime(timezone=True), nullable=False),
+)
+
+# Every production column the rules read besides each entity's ImportId and PlatformId: a store whose
+# production lives on another server copies these for validation.
+PRODUCTION_LOOKUPS: dict[str, tuple[str, ...]] = {
+    "Invoice": ("MatterId",),
+    "Account": ("JournalId",),
+    "Journal": ("Type",),
+}
+
+PROMOTION_LOG = Table(
+    "_Promotion",
+    MetaData(),
+    Column("RequestId", String(32), primary_key=True),
+    Column("PromotedAt", DateTime, nullable=False),
+    Column("Summary", UnicodeText, nullable=False),
+)
+
+# On a promotion connection the staged rows are in this schema, production's tables unqualified.
+STAGED_SCHEMA = "staging"
+_STAGED = MetaData()
+for _table in STAGING.tables.values():
+    _table.to_metadata(_STAGED, schema=STAGED_SCHEMA)
+
+
+def staged(entity: Entity) -> Table:
+    """An entity's staged rows as a promotion connection names them."""
+    return _STAGED.tables[f"{STAGED_SCHEMA}.{entity.name}"]
+
+
+@dataclass(frozen=True)
+class TableResult:
+    """What one promotion did to one table."""
+
+    entity: str
+    rows: int
+    inserted: int
+    updated: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.inserted - self.updated
+
+
+class Loader(Protocol):
+    """A staging store open for loading: batches go in, figures come out for reconciliation."""
+
+    # False where SQL cannot sum money exactly (SQLite's integer sum overflows): the stage sums in Python.
+    sums_in_sql: bool
+
+    def encoders(self, entity: Entity) -> list[Callable[[Any], Any] | None]:
+        """Per column, what turns an exact Python value into what the store keeps (None: as it is)."""
+        ...
+
+    def load(
+        self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Append one batch of encoded rows and the findings met reading it, in one transaction."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection in one snapshot of the store, its tables unqualified."""
+        ...
+
+
+class TenantStores(Protocol):
+    """Where tenant data lives. Every method takes request ids the service issued (`ids`) and refuses
+    anything else."""
+
+    def create_staging(self, request_id: str) -> Loader: ...
+
+    def close_staging(self, loader: Loader) -> None: ...
+
+    def staging_exists(self, request_id: str) -> bool: ...
+
+    def discard_staging(self, request_id: str) -> None: ...
+
+    def validation_session(self, request_id: str, tenant: str) -> AbstractContextManager[tuple[Connection, str]]:
+        """One transaction on the staging store (its tables unqualified), with the tenant's production
+        tables readable under the schema name returned beside the connection."""
+        ...
+
+    def staging_session(self, request_id: str) -> AbstractContextManager[Connection]:
+        """A read-only connection on the staging store, its tables (staged rows, findings) unqualified."""
+        ...
+
+    def promotion_session(
+        self, request_id: str, tenant: str, *, write: bool
+    ) -> AbstractContextManager[Connection]:
+        """A connection on the tenant's production store (created on first use), its tables unqualified,
+        with the request's staged rows under `STAGED_SCHEMA`. With `write`, one transaction, and no other
+        promotion of the tenant runs until it ends."""
+        ...
+
+    def production_rows(self, tenant: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Every production row by table, ImportId in binary order (checksums, tests)."""
+        ...
+
+    def drop_expired_staging(self, now: datetime) -> list[str]:
+        """Delete the staging stores created more than the retention before `now`; their request ids."""
+        ...
+
+    def dispose(self) -> None: ...
