@@ -52,9 +52,9 @@ def _url(name: str) -> str:
 
 
 def phase_ours(source: Path, database: str, batch_size: int) -> dict[str, Any]:
-    from efimis_etl.settings import Settings
+    from efimis_etl.settings import ReadPolicy, Settings
     from efimis_etl.source.connstr import parse_connection_string
-    from efimis_etl.staging.load import ReadPolicy, load_from_source
+    from efimis_etl.staging.load import load_from_source
     from efimis_etl.stores import make_stores
 
     url = _url(database)

@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import write_synthetic_firm
 
 from efimis_etl.ids import new_request_id
+from efimis_etl.settings import ReadPolicy
 from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import ReadPolicy, load_from_source
+from efimis_etl.staging.load import load_from_source
 from efimis_etl.stores import SqliteStores
 from efimis_etl.validation.run import validate
 

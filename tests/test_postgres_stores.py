@@ -28,9 +28,9 @@ from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.promotion.promote import id_map, promote
 from efimis_etl.schema.model import ENTITIES, parse_platform_reference
 from efimis_etl.schema.tables import render_ddl
-from efimis_etl.settings import Settings
+from efimis_etl.settings import ReadPolicy, Settings
 from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import ReadPolicy, load_from_source
+from efimis_etl.staging.load import load_from_source
 from efimis_etl.stores import SqliteStores, TableResult, TenantStores
 from efimis_etl.stores import postgres_naming as naming
 from efimis_etl.stores.postgres import PostgresStores

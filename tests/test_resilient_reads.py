@@ -19,8 +19,9 @@ from efimis_etl.demo import row_counts
 from efimis_etl.devtools.tds_server import Faults
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import Entity
+from efimis_etl.settings import ReadPolicy
 from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import ReadPolicy, load_from_source
+from efimis_etl.staging.load import load_from_source
 from efimis_etl.stores import Loader, SqliteStores
 
 sql_server = tds_fixtures.sql_server

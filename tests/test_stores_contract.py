@@ -17,9 +17,9 @@ from efimis_etl.demo import row_counts
 from efimis_etl.jobs.distributed import build_app
 from efimis_etl.preflight import preflight
 from efimis_etl.promotion.promote import promote
-from efimis_etl.settings import Settings
+from efimis_etl.settings import ReadPolicy, Settings
 from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import ReadPolicy, load_from_source
+from efimis_etl.staging.load import load_from_source
 from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.validation.run import validate
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from efimis_etl.errors import Rejected
 from efimis_etl.schema.model import ENTITY_BY_NAME
-from efimis_etl.source.values import Rejected, converter
+from efimis_etl.source.values import converter
 
 AMOUNT = converter(ENTITY_BY_NAME["WorkItem"].column("Amount"))
 MINUTES = converter(ENTITY_BY_NAME["WorkItem"].column("Minutes"))

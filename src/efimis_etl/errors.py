@@ -25,3 +25,12 @@ class SourceError(EtlError):
     """The source database cannot be reached, logged into, or read as the schema requires."""
 
     code = "source-error"
+
+
+class Rejected(Exception):
+    """A value that does not fit its column: `rule` is the validation rule, `detail` says why."""
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
+        self.detail = detail

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from efimis_etl.staging.load import ReadPolicy
-
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 EMBEDDED_ISSUER = "urn:efimis-etl:embedded"
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    """How the importer reads a source: batch size, and how it survives lost connections and stalls."""
+
+    batch_size: int
+    retries: int = 5  # reconnections allowed per import after a lost connection or a stalled batch
+    backoff_seconds: float = 1.0  # doubled each time, at most 30 s
+    stall_seconds: int | None = None  # a batch taking longer is cancelled (then retried)
 
 
 class Settings(BaseSettings):
@@ -95,8 +102,6 @@ class Settings(BaseSettings):
     )
 
     def read_policy(self) -> ReadPolicy:
-        from efimis_etl.staging.load import ReadPolicy
-
         return ReadPolicy(
             batch_size=self.batch_size,
             retries=self.read_retries,

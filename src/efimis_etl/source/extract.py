@@ -18,7 +18,7 @@ from sqlalchemy import Column as SAColumn
 from sqlalchemy import MetaData, Table, Unicode, func, select
 from sqlalchemy.types import NullType
 
-from efimis_etl.errors import SourceError
+from efimis_etl.errors import Rejected, SourceError
 from efimis_etl.schema.model import (
     ALL_TABLES,
     ENTITIES,
@@ -31,7 +31,7 @@ from efimis_etl.schema.model import (
 from efimis_etl.schema.tables import source_type_name
 from efimis_etl.source.connect import SourceConnection
 from efimis_etl.source.reconcile import Figures, Tally, aggregate_query, figures_from_aggregates
-from efimis_etl.source.values import Converter, Rejected, converter
+from efimis_etl.source.values import Converter, converter
 
 
 def _raw_table(source: SourceConnection, entity: Entity) -> Table:

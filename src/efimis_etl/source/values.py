@@ -12,20 +12,12 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
+from efimis_etl.errors import Rejected
 from efimis_etl.schema.model import Column, Kind
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 MONEY_DECIMALS = 4
 _MAX_ABS = {Kind.MONEY: Decimal(10) ** 15, Kind.RATE: Decimal(10) ** 5}
-
-
-class Rejected(Exception):
-    """A value that does not fit its column: `rule` is the validation rule, `detail` says why."""
-
-    def __init__(self, rule: str, detail: str) -> None:
-        super().__init__(detail)
-        self.rule = rule
-        self.detail = detail
 
 
 Converter = Callable[[object], object]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import ENTITIES, Entity
+from efimis_etl.settings import ReadPolicy
 from efimis_etl.source.connect import SourceConnection, explain_read_failure, open_source
 from efimis_etl.source.connstr import Source
 from efimis_etl.source.extract import (
@@ -46,14 +46,6 @@ _PERMANENT = (
     "invalid column name",
     "login failed",
 )
-
-
-@dataclass(frozen=True)
-class ReadPolicy:
-    batch_size: int
-    retries: int = 5  # reconnections allowed per import after a lost connection or a stalled batch
-    backoff_seconds: float = 1.0  # doubled each time, at most 30 s
-    stall_seconds: int | None = None  # a batch taking longer is cancelled (then retried)
 
 
 def load_from_source(

@@ -22,11 +22,11 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
+from efimis_etl.errors import Rejected
 from efimis_etl.ids import checked_request_id, is_request_id
 from efimis_etl.schema.model import ENTITIES, Entity, Kind
 from efimis_etl.schema.tables import MONEY_SCALE, PRODUCTION, STAGING
 from efimis_etl.settings import Settings
-from efimis_etl.source.values import Rejected
 from efimis_etl.stores.base import FINDING, FINDING_COLUMNS, FINDINGS, META, PROMOTION_LOG, STAGED_SCHEMA
 
 PRODUCTION_SCHEMA = "production"  # where validation finds the attached production store
