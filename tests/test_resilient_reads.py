@@ -12,8 +12,8 @@ import pytest
 
 import tds_fixtures
 from conftest import DemoSource, _serve
+from efimis_devtools.tds_server import Faults
 from efimis_etl.demo import row_counts
-from efimis_etl.devtools.tds_server import Faults
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import Entity
 from efimis_etl.source.connstr import parse_connection_string

@@ -17,10 +17,10 @@ import pytest
 
 import tds_fixtures
 from conftest import DemoSource, Service, _serve
+from efimis_devtools import tds_cli
+from efimis_devtools.tds_server import DEFAULT_PASSWORD, Faults, TdsServer
+from efimis_devtools.tds_tls import TestCertificateAuthority
 from efimis_etl.demo import row_counts
-from efimis_etl.devtools import tds_cli
-from efimis_etl.devtools.tds_server import DEFAULT_PASSWORD, Faults, TdsServer
-from efimis_etl.devtools.tds_tls import TestCertificateAuthority
 from efimis_etl.schema.model import ENTITY_BY_NAME
 from efimis_etl.source.connstr import parse_connection_string
 from tds_fixtures import StartServer, TrustAuthority

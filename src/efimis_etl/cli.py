@@ -370,7 +370,7 @@ def _print_validation(validation: dict[str, Any], findings: list[dict[str, Any]]
 
 
 def _register_dev_sql_server() -> None:
-    from efimis_etl.devtools.tds_cli import dev_sql_server
+    from efimis_devtools.tds_cli import dev_sql_server
 
     app.command(
         "dev-sql-server", help="Serve a SQLite source over TDS as a stand-in SQL Server (tests, demos)."

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from efimis_etl.devtools.tds_browser import BROWSER_PORT
-from efimis_etl.devtools.tds_server import (
+from efimis_devtools.tds_browser import BROWSER_PORT
+from efimis_devtools.tds_server import (
     DEFAULT_DATABASE,
     DEFAULT_PASSWORD,
     DEFAULT_USER,

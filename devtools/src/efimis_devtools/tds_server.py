@@ -73,10 +73,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-from efimis_etl.devtools import tds_protocol as tds
-from efimis_etl.devtools.tds_browser import BROWSER_PORT, SqlBrowser
-from efimis_etl.devtools.tds_sqlite import SqlFailure, SqliteBackend
-from efimis_etl.devtools.tds_tls import ServerCertificate, TlsVersion, self_signed, server_context
+from efimis_devtools import tds_protocol as tds
+from efimis_devtools.tds_browser import BROWSER_PORT, SqlBrowser
+from efimis_devtools.tds_sqlite import SqlFailure, SqliteBackend
+from efimis_devtools.tds_tls import ServerCertificate, TlsVersion, self_signed, server_context
 
 log = logging.getLogger(__name__)
 
