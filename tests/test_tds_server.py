@@ -317,7 +317,11 @@ def test_a_stalled_connection_does_not_block_another(sql_server: StartServer, de
 
     thread = threading.Thread(target=stalled)
     thread.start()
-    time.sleep(0.3)
+    # The server records a batch just before it stalls on it: from then on the first connection is stalled.
+    deadline = time.monotonic() + 10
+    while not any("[WorkItem]" in sql for sql in server.batches()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any("[WorkItem]" in sql for sql in server.batches())
     connection = _connect(server)
     try:
         assert _query(connection, "SELECT count(*) FROM etl.[Matter]")[0][0][0] > 0
