@@ -1,4 +1,4 @@
-"""Fixtures for the test SQL Server (efimis_etl.devtools.tds_server): started per test, on 127.0.0.1.
+"""Fixtures for the test SQL Server (efimis_devtools.tds_server): started per test, on 127.0.0.1.
 
 The server runs in a child process (`TdsServerProcess`): Microsoft's driver keeps the GIL while it
 waits for rows, so a server thread in the test process could starve and both would hang.
@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from efimis_etl.devtools.tds_browser import BROWSER_PORT
-from efimis_etl.devtools.tds_server import TdsServerProcess
-from efimis_etl.devtools.tds_tls import TestCertificateAuthority
+from efimis_devtools.tds_browser import BROWSER_PORT
+from efimis_devtools.tds_server import TdsServerProcess
+from efimis_devtools.tds_tls import TestCertificateAuthority
 
 StartServer = Callable[..., TdsServerProcess]
 TrustAuthority = Callable[[TestCertificateAuthority], None]

@@ -1,7 +1,7 @@
 """Named instances: `host\\instance` is resolved through the SQL Server Browser (UDP 1434), an explicit port
 wins, and an unknown instance fails with a message naming what to check.
 
-The test SQL Server answers Browser requests itself (`instance=`; `efimis_etl.devtools.tds_browser`). Only
+The test SQL Server answers Browser requests itself (`instance=`; `efimis_devtools.tds_browser`). Only
 one process can listen on UDP 127.0.0.1:1434, so every test here that needs the port takes it in turn
 (`browser_port`, a lock shared with concurrent test runs).
 """
@@ -18,8 +18,8 @@ import pytest
 
 import tds_fixtures
 from conftest import DEMO_SECRET, Service
-from efimis_etl.devtools import tds_cli
-from efimis_etl.devtools.tds_browser import CLNT_UCAST_EX, CLNT_UCAST_INST, SVR_RESP, SqlBrowser
+from efimis_devtools import tds_cli
+from efimis_devtools.tds_browser import CLNT_UCAST_EX, CLNT_UCAST_INST, SVR_RESP, SqlBrowser
 from efimis_etl.schema.tables import render_ddl
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string

@@ -15,8 +15,8 @@ from sqlalchemy import Connection
 
 import tds_fixtures
 from conftest import DemoSource, _serve
+from efimis_devtools.tds_server import Faults
 from efimis_etl.demo import row_counts
-from efimis_etl.devtools.tds_server import Faults
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import Entity
 from efimis_etl.settings import ReadPolicy

@@ -17,10 +17,10 @@ import pytest
 
 import tds_fixtures
 from conftest import DemoSource, Service, _serve
+from efimis_devtools import tds_cli
+from efimis_devtools.tds_server import DEFAULT_PASSWORD, Faults, TdsServer
+from efimis_devtools.tds_tls import TestCertificateAuthority
 from efimis_etl.demo import row_counts
-from efimis_etl.devtools import tds_cli
-from efimis_etl.devtools.tds_server import DEFAULT_PASSWORD, Faults, TdsServer
-from efimis_etl.devtools.tds_tls import TestCertificateAuthority
 from efimis_etl.schema.model import ENTITY_BY_NAME
 from efimis_etl.source.connstr import parse_connection_string
 from tds_fixtures import StartServer, TrustAuthority
@@ -317,7 +317,11 @@ def test_a_stalled_connection_does_not_block_another(sql_server: StartServer, de
 
     thread = threading.Thread(target=stalled)
     thread.start()
-    time.sleep(0.3)
+    # The server records a batch just before it stalls on it: from then on the first connection is stalled.
+    deadline = time.monotonic() + 10
+    while not any("[WorkItem]" in sql for sql in server.batches()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any("[WorkItem]" in sql for sql in server.batches())
     connection = _connect(server)
     try:
         assert _query(connection, "SELECT count(*) FROM etl.[Matter]")[0][0][0] > 0

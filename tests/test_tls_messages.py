@@ -19,8 +19,8 @@ import pytest
 
 import tds_fixtures
 from conftest import DEMO_SECRET, Service
-from efimis_etl.devtools.tds_server import DEFAULT_PASSWORD, Faults
-from efimis_etl.devtools.tds_tls import TestCertificateAuthority
+from efimis_devtools.tds_server import DEFAULT_PASSWORD, Faults
+from efimis_devtools.tds_tls import TestCertificateAuthority
 from efimis_etl.schema.tables import render_ddl
 from efimis_etl.settings import Settings
 from efimis_etl.source.connect import explain_connect_failure, explain_read_failure

@@ -369,15 +369,30 @@ def _print_validation(validation: dict[str, Any], findings: list[dict[str, Any]]
         console.print(f"  … and {total - len(findings)} more (all of them: findings endpoint, or --csv).")
 
 
-def _register_dev_sql_server() -> None:
-    from efimis_etl.devtools.tds_cli import dev_sql_server
+@app.command(
+    "dev-sql-server",
+    # The test SQL Server is a separate package (efimis-devtools) that the service must not need: its
+    # arguments and --help are handed over untouched, so its options are defined once, over there, and
+    # this module imports it only when the command runs.
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def dev_sql_server(ctx: typer.Context) -> None:
+    """Serve a SQLite source over TDS as a stand-in SQL Server (tests, demos; from efimis-devtools)."""
+    try:
+        from efimis_devtools.tds_cli import run
+    except ModuleNotFoundError as error:
+        if error.name != "efimis_devtools":
+            raise
+        errors.print(
+            "The test SQL Server is not installed: it is the separate efimis-devtools package "
+            "(devtools/ in the repository). Install it by running scripts/setup in the repository.",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    run(ctx.args, prog_name=ctx.command_path)
 
-    app.command(
-        "dev-sql-server", help="Serve a SQLite source over TDS as a stand-in SQL Server (tests, demos)."
-    )(dev_sql_server)
-
-
-_register_dev_sql_server()
 
 if __name__ == "__main__":
     app()

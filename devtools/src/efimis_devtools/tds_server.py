@@ -73,10 +73,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-from efimis_etl.devtools import tds_protocol as tds
-from efimis_etl.devtools.tds_browser import BROWSER_PORT, SqlBrowser
-from efimis_etl.devtools.tds_sqlite import SqlFailure, SqliteBackend
-from efimis_etl.devtools.tds_tls import ServerCertificate, TlsVersion, self_signed, server_context
+from efimis_devtools import tds_protocol as tds
+from efimis_devtools.tds_browser import BROWSER_PORT, SqlBrowser
+from efimis_devtools.tds_sqlite import SqlFailure, SqliteBackend
+from efimis_devtools.tds_tls import ServerCertificate, TlsVersion, self_signed, server_context
 
 log = logging.getLogger(__name__)
 
@@ -339,23 +339,46 @@ class _Session:
 
     # login
     def _login(self) -> bool:
-        strict = self.channel.peek() == _TLS_HANDSHAKE_RECORD
-        if strict:
-            # TDS 8.0 (Encrypt=strict): TLS first, then PRELOGIN and LOGIN7 inside it.
-            if self.server._strict_context is None:
-                raise tds.ProtocolError("a TLS ClientHello (Encrypt=strict) but this server offers no TLS")
-            self.channel.start_tls_direct(self.server._strict_context)
-        kind, payload = self.channel.read_message()
-        if kind != tds.PRELOGIN:
-            raise tds.ProtocolError(f"expected PRELOGIN, got packet type {kind}")
+        """PRELOGIN (with TLS as negotiated), then LOGIN7: True once the login is acknowledged, False when
+        the connection ends without one (refused, or a fault)."""
+        strict = self._start_strict_tls_if_asked()
+        prelogin = self._read_prelogin()
         if self.server.faults.never_answer_prelogin:
             log.info("connection %s: PRELOGIN left unanswered (fault)", self.spid)
             self._wait_for_close()
             return False
+        encryption = self._answer_prelogin(prelogin, strict=strict)
+        if not self._start_in_band_tls(encryption):
+            return False
+        login = self._read_login7(encryption, strict=strict)
+        errors = self._authenticate(login)
+        if errors:
+            self._refuse_login(errors)
+            return False
+        self._acknowledge_login(login)
+        return True
+
+    def _start_strict_tls_if_asked(self) -> bool:
+        """TDS 8.0 (Encrypt=strict) opens with a TLS ClientHello: TLS first, then PRELOGIN and LOGIN7 inside
+        it. True when the client did so."""
+        strict = self.channel.peek() == _TLS_HANDSHAKE_RECORD
+        if strict:
+            if self.server._strict_context is None:
+                raise tds.ProtocolError("a TLS ClientHello (Encrypt=strict) but this server offers no TLS")
+            self.channel.start_tls_direct(self.server._strict_context)
+        return strict
+
+    def _read_prelogin(self) -> bytes:
+        kind, payload = self.channel.read_message()
+        if kind != tds.PRELOGIN:
+            raise tds.ProtocolError(f"expected PRELOGIN, got packet type {kind}")
+        return payload
+
+    def _answer_prelogin(self, payload: bytes, *, strict: bool) -> int:
+        """Reply to the client's PRELOGIN; the encryption agreed (a `tds.ENCRYPT_*` value)."""
         options = tds.parse_prelogin(payload)
         asked = options.get(tds.PL_ENCRYPTION, b"\x00")[:1] or b"\x00"
-        context = self.server._tls_context
-        if strict or context is None:
+        if strict or self.server._tls_context is None:
             # TDS 8.0 ignores it (the whole connection is TLS already); without TLS there is none to offer.
             answer = tds.ENCRYPT_NOT_SUP
         else:
@@ -364,23 +387,32 @@ class _Session:
             )
         reply = tds.build_prelogin(answer, fedauth=tds.PL_FEDAUTH in options)
         self.channel.send_packets(tds.TABULAR_RESULT, reply)
-        if context is not None and answer != tds.ENCRYPT_NOT_SUP:
-            if self.server.tls_version == "1.3":
-                # As SQL Server does with TLS 1.2 disabled: TLS 1.3 only with TDS 8.0, so the in-band
-                # handshake ends at the ClientHello with the connection closed.
-                self.channel.read_message()
-                log.info(
-                    "connection %s: in-band TLS refused (TLS 1.3 only, which needs Encrypt=strict); "
-                    "closing after the ClientHello",
-                    self.spid,
-                )
-                return False
-            self.channel.start_tls(context)
+        return answer
 
+    def _start_in_band_tls(self, encryption: int) -> bool:
+        """The TDS 7.x handshake inside PRELOGIN packets, if the encryption agreed needs one; False when the
+        connection is closed instead (TLS 1.3 only)."""
+        context = self.server._tls_context
+        if context is None or encryption == tds.ENCRYPT_NOT_SUP:
+            return True
+        if self.server.tls_version == "1.3":
+            # As SQL Server does with TLS 1.2 disabled: TLS 1.3 only with TDS 8.0, so the in-band
+            # handshake ends at the ClientHello with the connection closed.
+            self.channel.read_message()
+            log.info(
+                "connection %s: in-band TLS refused (TLS 1.3 only, which needs Encrypt=strict); "
+                "closing after the ClientHello",
+                self.spid,
+            )
+            return False
+        self.channel.start_tls(context)
+        return True
+
+    def _read_login7(self, encryption: int, *, strict: bool) -> tds.Login:
         kind, payload = self.channel.read_message()
         if kind != tds.LOGIN7:
             raise tds.ProtocolError(f"expected LOGIN7, got packet type {kind}")
-        if answer == tds.ENCRYPT_OFF:
+        if encryption == tds.ENCRYPT_OFF:
             self.channel.stop_tls()  # only the login packet was encrypted
         login = tds.parse_login7(payload)
         log.info(
@@ -389,12 +421,17 @@ class _Session:
             login.user,
             login.database,
             login.app_name,
-            f"TDS 8.0, {self.channel.tls_version()}" if strict else _ENCRYPTION_NAMES[answer],
+            f"TDS 8.0, {self.channel.tls_version()}" if strict else _ENCRYPTION_NAMES[encryption],
         )
+        return login
+
+    def _authenticate(self, login: tds.Login) -> list[tuple[int, str, int]]:
+        """Check the login against the one user and database and open the source for it: the errors that
+        refuse it (number, message, severity), none when it is accepted."""
         failed = f"Login failed for user '{login.user}'."
         settings = self.server
         database = login.database or settings.database
-        errors: list[tuple[int, str, int]] = []  # number, message, severity
+        errors: list[tuple[int, str, int]] = []
         if settings.faults.refuse_logins:
             reason = "Reason: Server is in script upgrade mode. Only administrator can connect at this time."
             errors = [(18401, f"{failed} {reason}", 14)]
@@ -415,25 +452,27 @@ class _Session:
                 log.warning("connection %s: cannot open %s: %s", self.spid, settings.source, error)
                 opening = f'Cannot open database "{database}" requested by the login. The login failed.'
                 errors = [(4060, opening, 11), (18456, failed, 14)]
-        if errors:
-            for number, text, _ in errors:
-                log.info("connection %s: login refused with error %s: %s", self.spid, number, text)
-            tokens = b"".join(tds.message(n, text, severity=severity) for n, text, severity in errors)
-            self.channel.send_packets(tds.TABULAR_RESULT, tokens + tds.done(tds.DONE_ERROR))
-            return False
+        return errors
 
+    def _refuse_login(self, errors: list[tuple[int, str, int]]) -> None:
+        for number, text, _ in errors:
+            log.info("connection %s: login refused with error %s: %s", self.spid, number, text)
+        tokens = b"".join(tds.message(n, text, severity=severity) for n, text, severity in errors)
+        self.channel.send_packets(tds.TABULAR_RESULT, tokens + tds.done(tds.DONE_ERROR))
+
+    def _acknowledge_login(self, login: tds.Login) -> None:
         if 512 <= login.packet_size <= 32767:
             self.channel.packet_size = login.packet_size
+        database = self.server.database
         reply = (
-            tds.env_database(settings.database)
-            + tds.message(5701, f"Changed database context to '{settings.database}'.", severity=0, info=True)
+            tds.env_database(database)
+            + tds.message(5701, f"Changed database context to '{database}'.", severity=0, info=True)
             + tds.env_collation()
             + tds.login_ack()
             + tds.env_packet_size(self.channel.packet_size)
             + tds.done()
         )
         self.channel.send_packets(tds.TABULAR_RESULT, reply)
-        return True
 
     def _wait_for_close(self) -> None:
         """Say nothing until the client gives up (closes) or the server stops."""

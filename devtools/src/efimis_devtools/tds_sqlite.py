@@ -19,8 +19,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from efimis_etl.devtools import tds_protocol as tds
-from efimis_etl.devtools.tds_protocol import SqlType
+from efimis_devtools import tds_protocol as tds
+from efimis_devtools.tds_protocol import SqlType
 
 
 class SqlFailure(Exception):

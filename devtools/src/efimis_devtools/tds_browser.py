@@ -24,7 +24,7 @@ import select
 import socket
 import threading
 
-from efimis_etl.devtools import tds_protocol as tds
+from efimis_devtools import tds_protocol as tds
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from efimis_etl.devtools.tds_browser import BROWSER_PORT
-from efimis_etl.devtools.tds_server import (
+from efimis_devtools.tds_browser import BROWSER_PORT
+from efimis_devtools.tds_server import (
     DEFAULT_DATABASE,
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -100,3 +100,11 @@ def dev_sql_server(
         typer.echo("Stopped.")
     finally:
         server.stop()
+
+
+def run(args: list[str], *, prog_name: str) -> None:
+    """Parse `args` and run `dev_sql_server`: how `efimis-etl dev-sql-server` hands its arguments over."""
+    app = typer.Typer(add_completion=False)  # completion belongs to efimis-etl, not to one of its commands
+    summary = "Serve a SQLite source over TDS as a stand-in SQL Server (tests, demos)."
+    app.command(help=summary)(dev_sql_server)
+    typer.main.get_command(app).main(args=args, prog_name=prog_name)
