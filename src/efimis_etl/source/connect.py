@@ -124,7 +124,7 @@ def _open_postgresql(source: SqlAlchemySource, stall_seconds: int | None) -> Sou
 # words occur in the driver's message wins, so the order matters: mssql-python reports one diagnostic
 # only, prefixed "Client unable to establish connection" for every failure to connect. The messages below
 # are those of ODBC Driver 18.6 (in mssql-python 1.16) on Linux, seen against the test SQL Server
-# (efimis_etl.devtools.tds_server; tests/test_tls_messages.py makes each case):
+# (efimis_devtools.tds_server; tests/test_tls_messages.py makes each case):
 #   database-not-found  only when SQL Server sends 4060 alone; it sends 4060 then 18456, and the driver then
 #                       shows 18456 ("Login failed"), so an unknown database is reported as login-failed.
 #   host-name-mismatch  "SSL Provider: [error:0A000086:...certificate verify failed:subject name does not
