@@ -62,7 +62,20 @@ DIALECTS: dict[str, Dialect] = {
     "postgresql": postgresql.dialect(),
     "sqlite": sqlite.dialect(),
 }
-MONEY_SCALE = 4
+MONEY_SCALE = 4  # decimal places of every money and rate value, in the source and in our stores
+MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+
+
+def to_scaled(value: Decimal) -> int:
+    """A money value as an integer count of 1/10,000ths (how SQLite keeps it), exactly or not at all."""
+    scaled = value.scaleb(MONEY_SCALE)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{value} has more than {MONEY_SCALE} decimal places")
+    return int(scaled)
+
+
+def from_scaled(value: int) -> Decimal:
+    return Decimal(value).scaleb(-MONEY_SCALE)
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -84,17 +97,14 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> object:
         if value is None or dialect.name != "sqlite":
             return value
-        scaled = value.scaleb(MONEY_SCALE)
-        if scaled != scaled.to_integral_value():
-            raise ValueError(f"{value} has more than {MONEY_SCALE} decimal places")
-        return int(scaled)
+        return to_scaled(value)
 
     def process_result_value(self, value: object, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return Decimal(int(value)).scaleb(-MONEY_SCALE)  # type: ignore[call-overload]
-        return Decimal(value).quantize(Decimal(1).scaleb(-MONEY_SCALE))  # type: ignore[arg-type]
+            return from_scaled(int(value))  # type: ignore[call-overload]
+        return Decimal(value).quantize(MONEY_QUANTUM)  # type: ignore[arg-type]
 
 
 def _source_type(column: Column) -> TypeEngine[object]:

@@ -14,9 +14,9 @@ from decimal import Decimal, InvalidOperation
 
 from efimis_etl.errors import Rejected
 from efimis_etl.schema.model import Column, Kind
+from efimis_etl.schema.tables import MONEY_QUANTUM, MONEY_SCALE
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
-MONEY_DECIMALS = 4
 _MAX_ABS = {Kind.MONEY: Decimal(10) ** 15, Kind.RATE: Decimal(10) ** 5}
 
 
@@ -69,11 +69,11 @@ def _decimal(kind: Kind) -> Converter:
             raise Rejected("type", "expected a decimal number") from None
         if not number.is_finite():
             raise Rejected("type", "expected a finite decimal number")
-        if number.as_tuple().exponent < -MONEY_DECIMALS and number != round(number, MONEY_DECIMALS):  # type: ignore[operator]
-            raise Rejected("precision", f"more than {MONEY_DECIMALS} decimal places")
+        if number.as_tuple().exponent < -MONEY_SCALE and number != round(number, MONEY_SCALE):  # type: ignore[operator]
+            raise Rejected("precision", f"more than {MONEY_SCALE} decimal places")
         if abs(number) >= limit:
             raise Rejected("precision", f"too large: must be less than {limit:,} in magnitude")
-        return number.quantize(Decimal(1).scaleb(-MONEY_DECIMALS))
+        return number.quantize(MONEY_QUANTUM)
 
     return convert
 

@@ -25,7 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from efimis_etl.errors import Rejected
 from efimis_etl.ids import checked_request_id, is_request_id
 from efimis_etl.schema.model import ENTITIES, Entity, Kind
-from efimis_etl.schema.tables import MONEY_SCALE, PRODUCTION, STAGING
+from efimis_etl.schema.tables import PRODUCTION, STAGING, from_scaled, to_scaled
 from efimis_etl.settings import Settings
 from efimis_etl.stores.base import FINDING, FINDING_COLUMNS, FINDINGS, META, PROMOTION_LOG, STAGED_SCHEMA
 
@@ -76,12 +76,11 @@ def _disposing(engine: Engine) -> Iterator[Engine]:
         engine.dispose()
 
 
-SQLITE_MONEY_LIMIT = Decimal(2**63 - 1).scaleb(-MONEY_SCALE)  # 922337203685477.5807
+SQLITE_MONEY_LIMIT = from_scaled(2**63 - 1)  # 922337203685477.5807
 
 
 def _scaled(value: Decimal) -> int:
-    # Values arrive quantized to 4 places (source.values), so this is exact.
-    scaled = int(value.scaleb(MONEY_SCALE))
+    scaled = to_scaled(value)  # exact: values arrive quantized to 4 places (source.values)
     if abs(scaled) > 2**63 - 1:
         raise Rejected(
             "precision",
