@@ -86,6 +86,11 @@ def _money(value: Decimal | int | float) -> Decimal:
 
 
 class _Firm:
+    """The sample firm's rows, table by table, generated from one seeded random sequence.
+
+    The methods draw from `rng` in a fixed order: reordering the draws changes every row after them.
+    """
+
     def __init__(self, scale: int, seed: int) -> None:
         self.rng = random.Random(seed)
         self.scale = scale
@@ -96,7 +101,19 @@ class _Firm:
         return values
 
     def build(self) -> None:
-        rng = self.rng
+        self._journals_and_tax_codes()
+        self._accounts()
+        self._opening_balances()
+        staff = self._staff()
+        for i, (name, area) in enumerate(MATTER_KINDS):
+            self.add("MatterType", ImportId=f"MT-{i + 1}", Name=name, AreaOfLaw=area)
+        suppliers = [
+            self.add("Contact", **self._contact(f"SUP-{i + 1}", organisation=name))
+            for i, name in enumerate(SUPPLIERS)
+        ]
+        self._clients(staff, suppliers)
+
+    def _journals_and_tax_codes(self) -> None:
         self.add("Journal", ImportId="J-GEN", Name="Office", Type=0, Currency="AUD")
         self.add("Journal", ImportId="J-TRUST", Name="Trust Account", Type=1, Currency="AUD")
         self.add("Journal", ImportId="J-CMA", Name="Controlled Monies", Type=2, Currency=None)
@@ -106,6 +123,8 @@ class _Firm:
         self.add(
             "TaxCode", ImportId="TX-FRE", Code="FRE", Name="GST free", Rate=Decimal("0.0000"), IsActive=1
         )
+
+    def _accounts(self) -> None:
         accounts = [
             ("ACC-1000", "Office Bank", "J-GEN", None, 1, 0, "1000", "Westpac", "032-000", "123456"),
             ("ACC-1100", "Accounts Receivable", "J-GEN", None, 0, 0, "1100", None, None, None),
@@ -135,7 +154,35 @@ class _Firm:
                 Currency="AUD",
                 Balance=Decimal("0.0000"),
             )
-        staff = []
+
+    def _opening_balances(self) -> None:
+        self.add(
+            "JournalEntry",
+            ImportId="JE-OPEN",
+            EntryDate="2021-06-30",
+            JournalId="J-GEN",
+            Description="Opening balances",
+            Reference="OB",
+        )
+        lines = [
+            ("JE-OPEN-1", "ACC-1000", "25000.0000", "0.0000", "Office bank"),
+            ("JE-OPEN-2", "ACC-3000", "0.0000", "25000.0000", "Equity"),
+        ]
+        for import_id, account, debit, credit, description in lines:
+            self.add(
+                "JournalEntryLine",
+                ImportId=import_id,
+                JournalEntryId="JE-OPEN",
+                AccountId=account,
+                MatterId=None,
+                Debit=Decimal(debit),
+                Credit=Decimal(credit),
+                Description=description,
+            )
+
+    def _staff(self) -> list[dict[str, Any]]:
+        rng = self.rng
+        staff: list[dict[str, Any]] = []
         for i in range(4 + self.scale):
             given, family = GIVEN[i % len(GIVEN)], FAMILY[(i * 3) % len(FAMILY)]
             rate = Decimal(rng.choice([280, 350, 420, 550, 650]))
@@ -151,35 +198,36 @@ class _Firm:
                     IsActive=1 if i < 3 + self.scale else 0,
                 )
             )
-        for i, (name, area) in enumerate(MATTER_KINDS):
-            self.add("MatterType", ImportId=f"MT-{i + 1}", Name=name, AreaOfLaw=area)
-        suppliers = [
-            self.add("Contact", **self._contact(f"SUP-{i + 1}", organisation=name))
-            for i, name in enumerate(SUPPLIERS)
-        ]
+        return staff
+
+    def _clients(self, staff: list[dict[str, Any]], suppliers: list[dict[str, Any]]) -> None:
+        """Twelve clients per unit of scale, each with one to three matters."""
         day0 = date(2021, 7, 1)
         matter_no = 0
         for c in range(12 * self.scale):
-            is_org = c % 4 == 3
-            contact = self.add(
-                "Contact",
-                **self._contact(
-                    f"CON-{c + 1:05d}", organisation=ORGS[c % len(ORGS)] + f" {c + 1}" if is_org else None
-                ),
-            )
-            name = contact["OrganisationName"] or f"{contact['GivenName']} {contact['FamilyName']}"
-            client = self.add(
-                "Client",
-                ImportId=f"CL-{c + 1:05d}",
-                ContactId=contact["ImportId"],
-                ClientCode=f"C{c + 1:05d}",
-                Name=name,
-                IsActive=1,
-            )
-            for _ in range(rng.randint(1, 3)):
+            client = self._client(c)
+            for _ in range(self.rng.randint(1, 3)):
                 matter_no += 1
-                opened = day0 + timedelta(days=rng.randint(0, 900))
+                opened = day0 + timedelta(days=self.rng.randint(0, 900))
                 self._matter(matter_no, client, opened, staff, suppliers)
+
+    def _client(self, c: int) -> dict[str, Any]:
+        is_org = c % 4 == 3
+        contact = self.add(
+            "Contact",
+            **self._contact(
+                f"CON-{c + 1:05d}", organisation=ORGS[c % len(ORGS)] + f" {c + 1}" if is_org else None
+            ),
+        )
+        name = contact["OrganisationName"] or f"{contact['GivenName']} {contact['FamilyName']}"
+        return self.add(
+            "Client",
+            ImportId=f"CL-{c + 1:05d}",
+            ContactId=contact["ImportId"],
+            ClientCode=f"C{c + 1:05d}",
+            Name=name,
+            IsActive=1,
+        )
 
     def _contact(self, import_id: str, *, organisation: str | None = None) -> dict[str, Any]:
         rng = self.rng
@@ -213,6 +261,28 @@ class _Firm:
         staff: list[dict[str, Any]],
         suppliers: list[dict[str, Any]],
     ) -> None:
+        """Matter number `n`: its work, disbursements, money in trust, and an invoice and its payment."""
+        mid = self._matter_row(n, client, opened, staff)
+        if n % 2 == 0:
+            self.add(
+                "MatterContact",
+                ImportId=f"MC-{n:05d}",
+                MatterId=mid,
+                ContactId=self.rng.choice(suppliers)["ImportId"],
+                Role=self.rng.randint(0, 5),
+            )
+        items = self._work_items(n, mid, opened, staff)
+        disbursements = self._disbursements(n, mid, opened, suppliers)
+        trust_balance = self._trust_deposit(n, mid, opened) if n % 3 == 0 else Decimal(0)
+        if n % 2 == 0 and len(items) > 1:
+            paid = n % 4 == 0
+            invoice = self._invoice(n, mid, client, opened, items[: len(items) // 2], disbursements, paid)
+            if paid and trust_balance >= invoice["Total"]:
+                self._pay_from_trust(n, invoice)
+            elif paid:
+                self._receipt(n, client, invoice)
+
+    def _matter_row(self, n: int, client: dict[str, Any], opened: date, staff: list[dict[str, Any]]) -> str:
         rng = self.rng
         mid = f"MAT-{n:05d}"
         closed = opened + timedelta(days=rng.randint(30, 400)) if n % 5 == 0 else None
@@ -234,15 +304,13 @@ class _Firm:
             FixedFee=Decimal("2200.0000") if fixed else None,
             Currency="AUD",
         )
-        if n % 2 == 0:
-            self.add(
-                "MatterContact",
-                ImportId=f"MC-{n:05d}",
-                MatterId=mid,
-                ContactId=rng.choice(suppliers)["ImportId"],
-                Role=rng.randint(0, 5),
-            )
-        items = []
+        return mid
+
+    def _work_items(
+        self, n: int, mid: str, opened: date, staff: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        rng = self.rng
+        items: list[dict[str, Any]] = []
         for w in range(rng.randint(4, 12)):
             who = rng.choice(staff)
             minutes = 6 * rng.randint(1, 40)
@@ -264,138 +332,164 @@ class _Firm:
                     InvoiceId=None,
                 )
             )
-        disbursements = []
-        for d in range(rng.randint(0, 3)):
-            disbursements.append(
-                self.add(
-                    "Disbursement",
-                    ImportId=f"DB-{n:05d}-{d}",
-                    MatterId=mid,
-                    IncurredOn=(opened + timedelta(days=d * 5 + 1)).isoformat(),
-                    Description="Search fee",
-                    Amount=_money(rng.randint(1500, 45000) / 100),
-                    TaxCodeId="TX-GST",
-                    SupplierContactId=rng.choice(suppliers)["ImportId"],
-                    AccountId="ACC-5100",
-                    Status=0,
-                    InvoiceId=None,
-                )
-            )
-        trust_balance = Decimal(0)
-        if n % 3 == 0:
-            trust_balance = _money(rng.choice([1000, 2500, 5000]))
+        return items
+
+    def _disbursements(
+        self, n: int, mid: str, opened: date, suppliers: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        rng = self.rng
+        return [
             self.add(
-                "TrustTransaction",
-                ImportId=f"TT-{n:05d}-D",
+                "Disbursement",
+                ImportId=f"DB-{n:05d}-{d}",
                 MatterId=mid,
-                AccountId="ACC-T100",
-                TransactionDate=opened.isoformat(),
-                Type=0,
-                Amount=trust_balance,
-                ContactId=None,
-                Reference=f"DEP{n:05d}",
-                Description="Money on account",
+                IncurredOn=(opened + timedelta(days=d * 5 + 1)).isoformat(),
+                Description="Search fee",
+                Amount=_money(rng.randint(1500, 45000) / 100),
+                TaxCodeId="TX-GST",
+                SupplierContactId=rng.choice(suppliers)["ImportId"],
+                AccountId="ACC-5100",
+                Status=0,
                 InvoiceId=None,
             )
-        if n % 2 == 0 and len(items) > 1:
-            billed = items[: len(items) // 2]
-            issued = opened + timedelta(days=60)
-            iid = f"INV-{n:05d}"
-            fees = sum((i["Amount"] for i in billed), Decimal(0))
-            disb = sum((d["Amount"] for d in disbursements), Decimal(0))
-            tax = _money((fees + disb) / 10)
-            total = fees + disb + tax
-            paid = n % 4 == 0
-            self.add(
-                "Invoice",
-                ImportId=iid,
-                InvoiceNumber=f"INV{n:06d}",
-                MatterId=mid,
-                ClientId=client["ImportId"],
-                IssuedOn=issued.isoformat(),
-                DueOn=(issued + timedelta(days=30)).isoformat(),
-                Status=3 if paid else 1,
-                FeesTotal=fees,
-                DisbursementsTotal=disb,
-                TaxTotal=tax,
-                Total=total,
-                Currency="AUD",
-            )
-            for item in billed:
-                item.update(Status=1, InvoiceId=iid)
-            for d in disbursements:
-                d.update(Status=1, InvoiceId=iid)
-            if paid and trust_balance >= total:
-                self.add(
-                    "TrustTransaction",
-                    ImportId=f"TT-{n:05d}-P",
-                    MatterId=mid,
-                    AccountId="ACC-T100",
-                    TransactionDate=(issued + timedelta(days=10)).isoformat(),
-                    Type=4,
-                    Amount=total,
-                    ContactId=None,
-                    Reference=f"PAY{n:05d}",
-                    Description="Payment of invoice",
-                    InvoiceId=iid,
-                )
-            elif paid:
-                self.add(
-                    "Receipt",
-                    ImportId=f"RC-{n:05d}",
-                    ContactId=client["ContactId"],
-                    ReceivedOn=(issued + timedelta(days=14)).isoformat(),
-                    Amount=total,
-                    AccountId="ACC-1000",
-                    Method=0,
-                    Reference=f"EFT {iid}",
-                )
-                self.add(
-                    "ReceiptAllocation",
-                    ImportId=f"RA-{n:05d}",
-                    ReceiptId=f"RC-{n:05d}",
-                    InvoiceId=iid,
-                    Amount=total,
-                )
-        if n == 1:
-            self.add(
-                "JournalEntry",
-                ImportId="JE-OPEN",
-                EntryDate="2021-06-30",
-                JournalId="J-GEN",
-                Description="Opening balances",
-                Reference="OB",
-            )
-            self.add(
-                "JournalEntryLine",
-                ImportId="JE-OPEN-1",
-                JournalEntryId="JE-OPEN",
-                AccountId="ACC-1000",
-                MatterId=None,
-                Debit=Decimal("25000.0000"),
-                Credit=Decimal("0.0000"),
-                Description="Office bank",
-            )
-            self.add(
-                "JournalEntryLine",
-                ImportId="JE-OPEN-2",
-                JournalEntryId="JE-OPEN",
-                AccountId="ACC-3000",
-                MatterId=None,
-                Debit=Decimal("0.0000"),
-                Credit=Decimal("25000.0000"),
-                Description="Equity",
-            )
+            for d in range(rng.randint(0, 3))
+        ]
+
+    def _trust_deposit(self, n: int, mid: str, opened: date) -> Decimal:
+        """Money on account, into trust the day the matter opens; returns the amount."""
+        deposit = _money(self.rng.choice([1000, 2500, 5000]))
+        self.add(
+            "TrustTransaction",
+            ImportId=f"TT-{n:05d}-D",
+            MatterId=mid,
+            AccountId="ACC-T100",
+            TransactionDate=opened.isoformat(),
+            Type=0,
+            Amount=deposit,
+            ContactId=None,
+            Reference=f"DEP{n:05d}",
+            Description="Money on account",
+            InvoiceId=None,
+        )
+        return deposit
+
+    def _invoice(
+        self,
+        n: int,
+        mid: str,
+        client: dict[str, Any],
+        opened: date,
+        billed: list[dict[str, Any]],
+        disbursements: list[dict[str, Any]],
+        paid: bool,
+    ) -> dict[str, Any]:
+        """An invoice for the `billed` work and every disbursement, which it marks billed."""
+        issued = opened + timedelta(days=60)
+        iid = f"INV-{n:05d}"
+        fees = sum((i["Amount"] for i in billed), Decimal(0))
+        disb = sum((d["Amount"] for d in disbursements), Decimal(0))
+        tax = _money((fees + disb) / 10)
+        invoice = self.add(
+            "Invoice",
+            ImportId=iid,
+            InvoiceNumber=f"INV{n:06d}",
+            MatterId=mid,
+            ClientId=client["ImportId"],
+            IssuedOn=issued.isoformat(),
+            DueOn=(issued + timedelta(days=30)).isoformat(),
+            Status=3 if paid else 1,
+            FeesTotal=fees,
+            DisbursementsTotal=disb,
+            TaxTotal=tax,
+            Total=fees + disb + tax,
+            Currency="AUD",
+        )
+        for item in billed:
+            item.update(Status=1, InvoiceId=iid)
+        for d in disbursements:
+            d.update(Status=1, InvoiceId=iid)
+        return invoice
+
+    def _pay_from_trust(self, n: int, invoice: dict[str, Any]) -> None:
+        self.add(
+            "TrustTransaction",
+            ImportId=f"TT-{n:05d}-P",
+            MatterId=invoice["MatterId"],
+            AccountId="ACC-T100",
+            TransactionDate=(date.fromisoformat(invoice["IssuedOn"]) + timedelta(days=10)).isoformat(),
+            Type=4,
+            Amount=invoice["Total"],
+            ContactId=None,
+            Reference=f"PAY{n:05d}",
+            Description="Payment of invoice",
+            InvoiceId=invoice["ImportId"],
+        )
+
+    def _receipt(self, n: int, client: dict[str, Any], invoice: dict[str, Any]) -> None:
+        """The client pays the invoice by transfer into the office account."""
+        iid = invoice["ImportId"]
+        self.add(
+            "Receipt",
+            ImportId=f"RC-{n:05d}",
+            ContactId=client["ContactId"],
+            ReceivedOn=(date.fromisoformat(invoice["IssuedOn"]) + timedelta(days=14)).isoformat(),
+            Amount=invoice["Total"],
+            AccountId="ACC-1000",
+            Method=0,
+            Reference=f"EFT {iid}",
+        )
+        self.add(
+            "ReceiptAllocation",
+            ImportId=f"RA-{n:05d}",
+            ReceiptId=f"RC-{n:05d}",
+            InvoiceId=iid,
+            Amount=invoice["Total"],
+        )
 
     def plant_errors(self) -> list[Planted]:
-        """Break chosen rows in known ways; each line below is one finding validation must report."""
-        planted: list[Planted] = []
+        """Break chosen rows in known ways; each break is one finding validation must report."""
+        return _Sabotage(self).plant()
 
-        def put(table: str, import_id: str, column: str, value: Any, rule: str) -> None:
-            row = next(r for r in self.rows[table] if r["ImportId"] == import_id)
-            row[column] = value
-            planted.append(Planted(rule, table, import_id, column))
 
+class _Sabotage:
+    """Breaks a firm's rows, noting each break as the finding (rule, table, ImportId, column) it causes."""
+
+    def __init__(self, firm: _Firm) -> None:
+        self.firm = firm
+        self.rows = firm.rows
+        self.planted: list[Planted] = []
+        # Rows already broken: each later break picks a row of its own so that it trips exactly one rule.
+        self.taken: set[tuple[str, str]] = set()
+
+    def plant(self) -> list[Planted]:
+        self._overwrite_early_rows()
+        self._field_rules()
+        self._row_rules()
+        self._cross_table_rules()
+        self._accounting_rules()
+        return self.planted
+
+    def put(self, table: str, import_id: str, column: str, value: Any, rule: str) -> None:
+        row = next(r for r in self.rows[table] if r["ImportId"] == import_id)
+        row[column] = value
+        self.taken.add((table, import_id))
+        self.planted.append(Planted(rule, table, import_id, column))
+
+    def pick(self, table: str, **where: Any) -> dict[str, Any]:
+        row = next(
+            r
+            for r in self.rows[table]
+            if (table, r["ImportId"]) not in self.taken and all(r.get(k) == v for k, v in where.items())
+        )
+        self.taken.add((table, row["ImportId"]))
+        return row
+
+    def note(self, rule: str, table: str, row: dict[str, Any], column: str | None) -> None:
+        self.planted.append(Planted(rule, table, row["ImportId"], column))
+
+    def _overwrite_early_rows(self) -> None:
+        """One bad value in each of the first rows of Matter, WorkItem, Contact, Staff and Invoice."""
+        put = self.put
         matters = self.rows["Matter"]
         items = self.rows["WorkItem"]
         put("Matter", matters[0]["ImportId"], "Description", "   ", "required")
@@ -415,81 +509,75 @@ class _Firm:
         )
         put("Contact", self.rows["Contact"][0]["ImportId"], "Country", "Australia", "max-length")
         put("Staff", self.rows["Staff"][0]["ImportId"], "IsActive", 2, "type")
-        invoice = self.rows["Invoice"][0]
-        put("Invoice", invoice["ImportId"], "DueOn", "2000-01-01", "date-order")
+        put("Invoice", self.rows["Invoice"][0]["ImportId"], "DueOn", "2000-01-01", "date-order")
 
-        # Each of the rows below is chosen so that breaking it trips exactly one rule.
-        taken = {(p.table, p.import_id) for p in planted}
-
-        def pick(table: str, **where: Any) -> dict[str, Any]:
-            row = next(
-                r
-                for r in self.rows[table]
-                if (table, r["ImportId"]) not in taken and all(r.get(k) == v for k, v in where.items())
-            )
-            taken.add((table, row["ImportId"]))
-            return row
-
-        def note(rule: str, table: str, row: dict[str, Any], column: str | None) -> None:
-            planted.append(Planted(rule, table, row["ImportId"], column))
-
-        row = pick("Disbursement", Status=0)
+    def _field_rules(self) -> None:
+        row = self.pick("Disbursement", Status=0)
         row["IncurredOn"] = "0001-01-01"
-        note("date-range", "Disbursement", row, "IncurredOn")
-        row = pick("Staff")
+        self.note("date-range", "Disbursement", row, "IncurredOn")
+        row = self.pick("Staff")
         row["Email"] = "partner at example.com"
-        note("email-format", "Staff", row, "Email")
-        row = pick("Matter")
+        self.note("email-format", "Staff", row, "Email")
+        row = self.pick("Matter")
         row["Currency"] = "aud"
-        note("currency-code", "Matter", row, "Currency")
-        row = pick("Contact", Type=0)
+        self.note("currency-code", "Matter", row, "Currency")
+        row = self.pick("Contact", Type=0)
         row["Country"] = "au"
-        note("country-code", "Contact", row, "Country")
-        row = pick("Matter", BillingMethod=1)
+        self.note("country-code", "Contact", row, "Country")
+        row = self.pick("Matter", BillingMethod=1)
         row["FixedFee"] = -row["FixedFee"]
-        note("amount-sign", "Matter", row, "FixedFee")
-        row = pick("TaxCode", ImportId="TX-FRE")
+        self.note("amount-sign", "Matter", row, "FixedFee")
+        row = self.pick("TaxCode", ImportId="TX-FRE")
         row["Rate"] = Decimal("150.0000")
-        note("rate-range", "TaxCode", row, "Rate")
-        row = pick("WorkItem", Status=0)
+        self.note("rate-range", "TaxCode", row, "Rate")
+
+    def _row_rules(self) -> None:
+        row = self.pick("WorkItem", Status=0)
         row["Amount"] += 50
-        note("work-item-amount", "WorkItem", row, "Amount")
-        row = pick("Contact", Type=0)
+        self.note("work-item-amount", "WorkItem", row, "Amount")
+        row = self.pick("Contact", Type=0)
         row["FamilyName"] = None
-        note("contact-name", "Contact", row, "FamilyName")
-        row = pick("WorkItem", Status=0)
+        self.note("contact-name", "Contact", row, "FamilyName")
+        row = self.pick("WorkItem", Status=0)
         row["Status"] = 1
-        note("billing-status", "WorkItem", row, "InvoiceId")
-        row = pick("WorkItem", Status=1)
-        row["MatterId"] = next(m["ImportId"] for m in matters if m["ImportId"] != row["MatterId"])
-        note("invoice-matter", "WorkItem", row, "InvoiceId")
-        row = pick("JournalEntry", ImportId="JE-OPEN")
+        self.note("billing-status", "WorkItem", row, "InvoiceId")
+
+    def _cross_table_rules(self) -> None:
+        row = self.pick("WorkItem", Status=1)
+        row["MatterId"] = next(m["ImportId"] for m in self.rows["Matter"] if m["ImportId"] != row["MatterId"])
+        self.note("invoice-matter", "WorkItem", row, "InvoiceId")
+
+    def _accounting_rules(self) -> None:
+        row = self.pick("JournalEntry", ImportId="JE-OPEN")
         next(line for line in self.rows["JournalEntryLine"] if line["ImportId"] == "JE-OPEN-2")["Credit"] -= (
             1000
         )
-        note("journal-unbalanced", "JournalEntry", row, None)
-        row = pick("Invoice", Status=1)
+        self.note("journal-unbalanced", "JournalEntry", row, None)
+        row = self.pick("Invoice", Status=1)
         row["Total"] += 1
-        note("invoice-total", "Invoice", row, "Total")
-        row = pick("Invoice", Status=1)
+        self.note("invoice-total", "Invoice", row, "Total")
+        row = self.pick("Invoice", Status=1)
         row["FeesTotal"] += 10
         row["Total"] += 10
-        note("invoice-items", "Invoice", row, "FeesTotal")
-        row = pick("Receipt")
+        self.note("invoice-items", "Invoice", row, "FeesTotal")
+        row = self.pick("Receipt")
         row["Amount"] -= 5
-        note("allocation-exceeds-receipt", "Receipt", row, "Amount")
-        receipt = pick("Receipt")
+        self.note("allocation-exceeds-receipt", "Receipt", row, "Amount")
+        receipt = self.pick("Receipt")
         receipt["Amount"] += 100
         allocation = next(a for a in self.rows["ReceiptAllocation"] if a["ReceiptId"] == receipt["ImportId"])
         allocation["Amount"] += 100
-        note("allocation-exceeds-invoice", "Invoice", {"ImportId": allocation["InvoiceId"]}, "Total")
-        row = pick("TrustTransaction", Type=0)
+        self.note("allocation-exceeds-invoice", "Invoice", {"ImportId": allocation["InvoiceId"]}, "Total")
+        self._trust_rules()
+
+    def _trust_rules(self) -> None:
+        row = self.pick("TrustTransaction", Type=0)
         row["AccountId"] = "ACC-1000"
-        note("trust-account", "TrustTransaction", row, "AccountId")
-        overdrawn = self.add(
+        self.note("trust-account", "TrustTransaction", row, "AccountId")
+        overdrawn = self.firm.add(
             "TrustTransaction",
             ImportId="TT-OVERDRAWN",
-            MatterId=matters[0]["ImportId"],
+            MatterId=self.rows["Matter"][0]["ImportId"],
             AccountId="ACC-T100",
             TransactionDate="2023-05-01",
             Type=1,
@@ -499,8 +587,7 @@ class _Firm:
             Description="Payment to a third party without funds in trust",
             InvoiceId=None,
         )
-        note("trust-overdrawn", "TrustTransaction", overdrawn, "Amount")
-        return planted
+        self.note("trust-overdrawn", "TrustTransaction", overdrawn, "Amount")
 
 
 def write_demo_source(

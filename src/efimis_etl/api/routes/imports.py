@@ -1,0 +1,123 @@
+"""Routes of an import request: submit, promote, status, findings (JSON and CSV) and the id map."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from efimis_etl.api.dependencies import MAX_OFFSET, CallerDep, ServiceDep
+from efimis_etl.api.errors import ERROR_RESPONSES
+from efimis_etl.api.models import (
+    IMPORT_QUEUED,
+    PROMOTION_STARTED,
+    Accepted,
+    Finding,
+    FindingsPage,
+    IdMap,
+    IdMapEntry,
+    ImportRequest,
+    ImportStatus,
+    PromoteRequest,
+    status_view,
+)
+from efimis_etl.validation.run import FindingFilter
+
+CSV_COLUMNS = ["rule", "severity", "table", "importId", "column", "value", "message"]
+CSV_ROWS_PER_CHUNK = 1000
+
+router = APIRouter(tags=["import"], responses=ERROR_RESPONSES)
+
+
+def finding_filter(
+    rule: Annotated[str | None, Query(description="Only this rule code.")] = None,
+    table: Annotated[str | None, Query(description="Only this table.")] = None,
+    severity: Annotated[Literal["error", "warning"] | None, Query()] = None,
+) -> FindingFilter:
+    return FindingFilter(rule=rule, table=table, severity=severity)
+
+
+WhereDep = Annotated[FindingFilter, Depends(finding_filter)]
+
+
+@router.post("/etl/import", status_code=202, response_model=Accepted)
+def start_import(body: ImportRequest, who: CallerDep, service: ServiceDep) -> Accepted:
+    """Queue an import of the source database; poll `GET /etl/import-status/{requestId}`."""
+    request_id = service.submit_import(who, body.connection_string)
+    return Accepted(message=IMPORT_QUEUED, request_id=request_id)
+
+
+@router.post("/etl/promote-to-production", status_code=202, response_model=Accepted)
+def promote(body: PromoteRequest, who: CallerDep, service: ServiceDep) -> Accepted:
+    """Promote a Validated import into the tenant's production data (atomic, idempotent)."""
+    request_id = service.request_promotion(who, body.request_id)
+    return Accepted(message=PROMOTION_STARTED, request_id=request_id)
+
+
+@router.get("/etl/import-status/{requestId}", response_model=ImportStatus)
+def import_status(requestId: str, who: CallerDep, service: ServiceDep) -> ImportStatus:  # noqa: N803
+    """Where the import or promotion stands: state, progress per table, validation, failure reason."""
+    return status_view(service.status(who, requestId))
+
+
+@router.get("/etl/import/{requestId}/id-map", response_model=IdMap)
+def import_id_map(
+    requestId: str,  # noqa: N803
+    who: CallerDep,
+    service: ServiceDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> IdMap:
+    """The platform reference of every object of a promoted import, by entity and ImportId."""
+    total, items = service.id_map(who, requestId, offset=offset, limit=limit)
+    entries = [IdMapEntry.model_validate(i) for i in items]
+    return IdMap(request_id=requestId, total=total, offset=offset, limit=limit, items=entries)
+
+
+@router.get("/etl/import/{requestId}/findings", response_model=FindingsPage)
+def findings(
+    requestId: str,  # noqa: N803
+    where: WhereDep,
+    who: CallerDep,
+    service: ServiceDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> FindingsPage:
+    """Every validation finding of an import, a page at a time, filtered by rule, table or severity."""
+    total, items = service.findings(who, requestId, where, offset=offset, limit=limit)
+    found = [Finding.model_validate(i) for i in items]
+    return FindingsPage(request_id=requestId, total=total, offset=offset, limit=limit, items=found)
+
+
+@router.get("/etl/import/{requestId}/findings.csv")
+def findings_csv(
+    requestId: str,  # noqa: N803
+    where: WhereDep,
+    who: CallerDep,
+    service: ServiceDep,
+) -> StreamingResponse:
+    """All findings as CSV (rule, severity, table, importId, column, value, message)."""
+    rows = service.all_findings(who, requestId, where)  # raises 404/409 before streaming starts
+    return StreamingResponse(
+        _csv_chunks(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="findings-{requestId}.csv"'},
+    )
+
+
+def _csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The CSV a thousand rows at a time: any number of findings in little memory, without a write per row."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for number, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if number % CSV_ROWS_PER_CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
