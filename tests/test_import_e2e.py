@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from conftest import DemoSource, Service
+from conftest import DemoSource, Serve, Service
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.schema.model import ENTITIES
 from efimis_etl.schema.tables import render_ddl
@@ -361,11 +361,9 @@ def test_a_connection_dropped_mid_read_is_resumed_exactly(
 
 
 def test_a_connection_dropped_with_no_retries_left_fails_cleanly(
-    tmp_path: Path, demo: DemoSource, pg_url: str
+    serve: Serve, demo: DemoSource, pg_url: str
 ) -> None:
-    from conftest import _serve
-
-    with _serve(tmp_path, read_retries=0) as service:
+    with serve(read_retries=0) as service:
         request_id = _cut_connection_mid_read(service, demo, pg_url)
         status = service.wait(request_id)
         assert status["state"] == "Failed"

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from conftest import DEMO_SECRET, DemoSource, Service, _serve, fresh_database, token
+from conftest import DEMO_SECRET, DemoSource, Serve, Service, fresh_database, token
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.identity import EmbeddedIssuer
 from efimis_etl.migrations import head
@@ -102,8 +102,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def api(cluster: Cluster, tmp_path: Path) -> Iterator[Service]:
-    with _serve(tmp_path, settings=cluster.settings, worker=False) as service:
+def api(cluster: Cluster, serve: Serve) -> Iterator[Service]:
+    with serve(settings=cluster.settings, worker=False) as service:
         yield service
 
 
