@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import sqlite3
@@ -383,12 +384,24 @@ def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
     platform.migrate()
     request_id = platform.create("default", "sqlite:///somewhere.db")
     write_demo_source(tmp_path / "unused.db")  # a second file in the tree must not be touched
+    before = _files_outside(tmp_path, settings.data_dir)
+    assert list(before) == ["unused.db"]
     service = Use.embedded(settings)
     try:
         status = service.status(Caller("default", "test"), request_id)
         assert status["state"] == "Failed" and status["failure_code"] == "interrupted"
     finally:
         service.queue.stop()
+    assert _files_outside(tmp_path, settings.data_dir) == before
+
+
+def _files_outside(tree: Path, data_dir: Path) -> dict[str, tuple[int, str]]:
+    """Every file of the tree outside the service's data directory: its modification time and checksum."""
+    return {
+        str(path.relative_to(tree)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+        for path in sorted(tree.rglob("*"))
+        if path.is_file() and data_dir not in path.parents
+    }
 
 
 def test_rows_sharing_an_import_id_are_all_read_and_reported(service: Service, tmp_path: Path) -> None:
