@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import sqlite3
-import sys
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
@@ -355,14 +354,12 @@ def _peak_while_loading(stores: PostgresStores, source: Path) -> int:
 def test_copy_loading_keeps_memory_flat_however_large_the_firm(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     url = new_database()
     stores = _pg(url, url, tmp_path)
     small, large = tmp_path / "small.db", tmp_path / "large.db"
-    small_rows = sum(write_synthetic_firm(small, 5_000).values())
-    large_rows = sum(write_synthetic_firm(large, 50_000).values())
+    write_demo_source(small, scale=26)  # about 5,000 work items
+    write_demo_source(large, scale=260)  # about 50,000
+    small_rows, large_rows = sum(row_counts(small).values()), sum(row_counts(large).values())
     assert large_rows > 9 * small_rows
     small_peak = _peak_while_loading(stores, small)
     large_peak = _peak_while_loading(stores, large)
