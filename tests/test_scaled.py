@@ -255,11 +255,8 @@ def _promotion_writing(cluster: Cluster) -> list[tuple[Any, ...]]:
 def test_a_worker_killed_mid_promotion_leaves_production_exactly_right(
     cluster: Cluster, api: Service, tmp_path: Path
 ) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     source = tmp_path / "big.db"
-    write_synthetic_firm(source, 150_000)
+    write_demo_source(source, scale=500)  # about 95,000 work items, 160,000 rows: a promotion of seconds
     first = cluster.start_worker()
     request_id = api.import_(f"sqlite:///{source}")
     assert api.wait(request_id, timeout=300)["state"] == "Validated"
@@ -282,18 +279,13 @@ def test_a_worker_killed_mid_promotion_leaves_production_exactly_right(
 
 
 def test_a_worker_killed_mid_import_is_retried(cluster: Cluster, api: Service, tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     source = tmp_path / "big.db"
-    write_synthetic_firm(source, 100_000)
+    write_demo_source(source, scale=350)  # about 66,000 work items, 110,000 rows
     first = cluster.start_worker()
     request_id = api.import_(f"sqlite:///{source}")
-    deadline = time.monotonic() + 60
-    while not any(t["rowsLoaded"] for t in api.status(request_id)["tables"]):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    until(lambda: any(t["rowsLoaded"] for t in api.status(request_id)["tables"]), "the first rows loaded")
     cluster.kill(first)
+    assert api.status(request_id)["state"] == "Importing"  # the kill landed mid-import
     cluster.start_worker()
     status = api.wait(request_id, timeout=300)
     assert status["state"] == "Validated", status["failure"]
@@ -302,15 +294,12 @@ def test_a_worker_killed_mid_import_is_retried(cluster: Cluster, api: Service, t
 
 
 def test_one_promotion_per_tenant_at_a_time(cluster: Cluster, api: Service, tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     cluster.start_worker(concurrency=3)
     cluster.start_worker(concurrency=3)
     ids = []
     for i in range(3):
         path = tmp_path / f"firm{i}.db"
-        write_synthetic_firm(path, 30_000)
+        write_demo_source(path, scale=100, seed=i)  # about 19,000 work items, 32,000 rows
         ids.append(api.import_(f"sqlite:///{path}"))
     for request_id in ids:
         assert api.wait(request_id, timeout=300)["state"] == "Validated"
