@@ -10,9 +10,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     with fresh_database("efimis_stores") as plain:
         url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
         # Scaled out as an operator runs it: the platform and its job queue on PostgreSQL too, and
-        # the jobs run by a real `efimis-etl worker` process (started by `_serve`).
+        # the jobs run by a real `efimis-etl worker` process (started with the service).
         yield embedded.model_copy(
             update={
                 "staging_url": url,
@@ -174,6 +175,24 @@ def _start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]
 def service(settings: Settings, tmp_path: Path) -> Iterator[Service]:
     with _serve(tmp_path, settings=settings) as running:
         yield running
+
+
+Serve = Callable[..., AbstractContextManager[Service]]
+"""The type of the `serve` fixture."""
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Serve:
+    """Start the real service yourself, when a test needs settings of its own (the `service` fixture
+    takes the defaults on each backend):
+
+        with serve(read_retries=0) as service: ...         # embedded default, with Settings overrides
+        with serve(settings=mine, worker=False) as service: ...   # these settings; no worker process
+
+    The app is served by uvicorn on a loopback port (data under the test's tmp_path/var) and driven over
+    HTTP with the demo client's token. Scaled out, a real `efimis-etl worker` process runs the jobs unless
+    `worker=False` (the test starts and kills its own). Everything stops when the `with` block ends."""
+    return partial(_serve, tmp_path)
 
 
 @dataclass

@@ -782,19 +782,31 @@ _LOOSE = st.text(
 )
 
 
+def _cannot_be_a_keyword(fragment: str) -> bool:
+    """Connection-string keywords are ASCII letters, spaces and '_': a fragment whose keyword part (before
+    any '=') holds anything else is no keyword, so after `Password=x;` it cannot be a setting either."""
+    key = fragment.split("=", 1)[0]
+    return not (key.isascii() and key.replace("_", "").isalpha())
+
+
+# After the ';': anything that is no keyword, and keyword-like names (which an error message would be
+# tempted to quote) that are none because they hold a digit.
+_NOT_A_KEYWORD = _LOOSE.filter(_cannot_be_a_keyword) | st.from_regex(
+    r"[A-Za-z][A-Za-z0-9.\-]{1,9}[0-9]", fullmatch=True
+)
+
+
 @settings(max_examples=200, deadline=None)
-@given(head=_LOOSE, tail=_LOOSE, rest=st.sampled_from(["", "=x", "=x;Encrypt=yes"]))
+@given(head=_LOOSE, tail=_NOT_A_KEYWORD, rest=st.sampled_from(["", "=x", "=x;Encrypt=yes"]))
 def test_unquoted_password_with_semicolon_never_leaks(head: str, tail: str, rest: str) -> None:
     # Without quotes the part after ';' looks like a keyword; it must not be named in the message.
     password = f"{head};{tail}"
     text = f"Server=h;Database=d;User ID=u;Password={password}{rest}"
-    try:
-        parse_connection_string(text)
-    except ConnectionStringError as error:
-        _assert_no_leak(error, password)
-        # Our messages are ASCII apart from what they quote, so a non-ASCII fragment in one was quoted.
-        if not tail.isascii():
-            assert tail not in str(error)
+    # A tail that is one of the words the message says anyway (with a neutral fragment there) proves nothing.
+    assume(tail not in str(error_of(f"Server=h;Database=d;User ID=u;Password={head};Neutral9{rest}")))
+    error = error_of(text)  # the part after ';' is no setting: the string is refused
+    _assert_no_leak(error, password)
+    assert tail not in str(error)
 
 
 @settings(max_examples=300, deadline=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import sqlite3
@@ -10,10 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from conftest import DemoSource, Service
+from conftest import DemoSource, Serve, Service
 from efimis_etl.demo import row_counts, write_demo_source
-from efimis_etl.schema.model import ENTITIES
 from efimis_etl.schema.tables import render_ddl
+from support import copy_to_postgresql, hold_table, until
 
 PASSWORD = "S3cret-Pa55;word"
 
@@ -182,12 +183,25 @@ def test_unknown_request_is_404_everywhere(service: Service) -> None:
     assert response.json()["error"]["code"] == "not-found"
 
 
-def test_promote_before_validation_finished_names_the_state(service: Service, demo: DemoSource) -> None:
-    request_id = service.import_(demo.url)
-    early = service.promote(request_id)
-    if early.status_code == 409:  # the import was still queued or running
-        assert re.search(r"is (Queued|Importing|Validating)", early.json()["error"]["message"])
-    service.wait(request_id)
+def test_promote_before_validation_finished_names_the_state(
+    service: Service, demo: DemoSource, pg_url: str
+) -> None:
+    # The source's WorkItem table is locked by the test: the import is reliably still Importing.
+    copy_to_postgresql(demo.path, pg_url)
+    with hold_table(pg_url, "WorkItem") as held:
+        request_id = service.import_(pg_url)
+        until(held.waiting, "the import to wait for the locked WorkItem table")
+        assert service.status(request_id)["state"] == "Importing"
+        early = service.promote(request_id)
+        assert early.status_code == 409, early.text
+        assert early.json()["error"]["code"] == "invalid-state"
+        assert early.json()["error"]["message"].startswith(
+            f"Import {request_id} is Importing; only an import"
+        )
+        assert service.status(request_id)["state"] == "Importing"  # the refusal changed nothing
+    assert service.wait(request_id)["state"] == "Validated"
+    _assert_production_empty(service)
+    assert service.wait_promoted(request_id)["state"] == "Promoted"  # once Validated, the same call is taken
 
 
 def _assert_production_empty(service: Service) -> None:
@@ -282,27 +296,8 @@ def test_malformed_connection_strings_get_422_without_the_password(service: Serv
     assert service.client.post("/etl/import", content=b"not json").status_code == 422
 
 
-def _copy_demo_to_postgresql(demo: DemoSource, pg_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(pg_url.replace("+psycopg", "")) as target, sqlite3.connect(demo.path) as source:
-        target.execute(render_ddl("postgresql"))  # type: ignore[arg-type]
-        for entity in ENTITIES:
-            columns = [c.name for c in entity.all_columns]
-            rows = source.execute(f'SELECT {", ".join(columns)} FROM "{entity.name}"').fetchall()
-            quoted = ", ".join(f'"{c}"' for c in columns)
-            with target.cursor() as cursor:
-                cursor.executemany(
-                    f'INSERT INTO etl."{entity.name}" ({quoted}) VALUES ({", ".join(["%s"] * len(columns))})',
-                    [
-                        tuple(_pg_value(v, c) for v, c in zip(row, entity.all_columns, strict=True))
-                        for row in rows
-                    ],
-                )
-
-
 def test_postgresql_source_imports_like_sqlite(service: Service, demo: DemoSource, pg_url: str) -> None:
-    _copy_demo_to_postgresql(demo, pg_url)
+    copy_to_postgresql(demo.path, pg_url)
     request_id = service.import_(pg_url)
     status = service.wait(request_id)
     assert status["state"] == "Validated", status
@@ -313,7 +308,7 @@ def _cut_connection_mid_read(service: Service, demo: DemoSource, pg_url: str) ->
     """Start an import of a slow PostgreSQL source and terminate its connection while WorkItem is read."""
     import psycopg
 
-    _copy_demo_to_postgresql(demo, pg_url)
+    copy_to_postgresql(demo.path, pg_url)
     plain = pg_url.replace("+psycopg", "")
     database = plain.rsplit("/", 1)[1]
     with psycopg.connect(plain, autocommit=True) as admin:
@@ -361,11 +356,9 @@ def test_a_connection_dropped_mid_read_is_resumed_exactly(
 
 
 def test_a_connection_dropped_with_no_retries_left_fails_cleanly(
-    tmp_path: Path, demo: DemoSource, pg_url: str
+    serve: Serve, demo: DemoSource, pg_url: str
 ) -> None:
-    from conftest import _serve
-
-    with _serve(tmp_path, read_retries=0) as service:
+    with serve(read_retries=0) as service:
         request_id = _cut_connection_mid_read(service, demo, pg_url)
         status = service.wait(request_id)
         assert status["state"] == "Failed"
@@ -377,16 +370,6 @@ def test_a_connection_dropped_with_no_retries_left_fails_cleanly(
         assert not service.staging_exists(request_id)
         _assert_production_empty(service)
         assert service.client.get("/health").status_code == 200
-
-
-def _pg_value(value: Any, column: Any) -> Any:
-    from efimis_etl.schema.model import Kind
-
-    if value is not None and column.kind is Kind.BOOLEAN:
-        return bool(value)
-    if isinstance(value, float):
-        return repr(value)
-    return value
 
 
 def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
@@ -401,12 +384,24 @@ def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
     platform.migrate()
     request_id = platform.create("default", "sqlite:///somewhere.db")
     write_demo_source(tmp_path / "unused.db")  # a second file in the tree must not be touched
+    before = _files_outside(tmp_path, settings.data_dir)
+    assert list(before) == ["unused.db"]
     service = Use.embedded(settings)
     try:
         status = service.status(Caller("default", "test"), request_id)
         assert status["state"] == "Failed" and status["failure_code"] == "interrupted"
     finally:
         service.queue.stop()
+    assert _files_outside(tmp_path, settings.data_dir) == before
+
+
+def _files_outside(tree: Path, data_dir: Path) -> dict[str, tuple[int, str]]:
+    """Every file of the tree outside the service's data directory: its modification time and checksum."""
+    return {
+        str(path.relative_to(tree)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+        for path in sorted(tree.rglob("*"))
+        if path.is_file() and data_dir not in path.parents
+    }
 
 
 def test_rows_sharing_an_import_id_are_all_read_and_reported(service: Service, tmp_path: Path) -> None:

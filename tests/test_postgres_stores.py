@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import sqlite3
-import sys
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
@@ -355,14 +354,12 @@ def _peak_while_loading(stores: PostgresStores, source: Path) -> int:
 def test_copy_loading_keeps_memory_flat_however_large_the_firm(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     url = new_database()
     stores = _pg(url, url, tmp_path)
     small, large = tmp_path / "small.db", tmp_path / "large.db"
-    small_rows = sum(write_synthetic_firm(small, 5_000).values())
-    large_rows = sum(write_synthetic_firm(large, 50_000).values())
+    write_demo_source(small, scale=26)  # about 5,000 work items
+    write_demo_source(large, scale=260)  # about 50,000
+    small_rows, large_rows = sum(row_counts(small).values()), sum(row_counts(large).values())
     assert large_rows > 9 * small_rows
     small_peak = _peak_while_loading(stores, small)
     large_peak = _peak_while_loading(stores, large)
@@ -381,6 +378,8 @@ def test_retention_drops_only_expired_staging_schemas_and_their_side_copies(
     for request_id in (old, fresh, promoted_old):
         assert _import(stores, source, request_id)["errors"] == 0
     promote(stores, promoted_old, TENANT)  # leaves its side copy on the production server
+    production = stores.production_rows(TENANT)
+    assert len(production["Matter"]) == row_counts(source)["Matter"]
     now = datetime.now(UTC)
     with psycopg.connect(staging_url, autocommit=True) as connection:
         for request_id, age in ((old, timedelta(hours=25)), (promoted_old, timedelta(days=30))):
@@ -390,7 +389,15 @@ def test_retention_drops_only_expired_staging_schemas_and_their_side_copies(
         connection.execute(
             f'UPDATE "{staging_schema(fresh)}"."_Meta" SET "CreatedAt" = %s', (now - timedelta(hours=23),)
         )
-        connection.execute('CREATE SCHEMA "staging_not-ours"')  # not a request's: left alone
+        # Not a request's schema (the name is no request id), though it looks expired: left alone.
+        connection.execute('CREATE SCHEMA "staging_not-ours"')
+        connection.execute(
+            'CREATE TABLE "staging_not-ours"."_Meta" ("RequestId" text, "CreatedAt" timestamptz)'
+        )
+        connection.execute(
+            'INSERT INTO "staging_not-ours"."_Meta" VALUES (%s, %s)', ("not-ours", now - timedelta(days=30))
+        )
+    not_ours = _rows(staging_url, 'SELECT * FROM "staging_not-ours"."_Meta"')
 
     assert sorted(stores.drop_expired_staging(now)) == sorted([old, promoted_old])
     assert [stores.staging_exists(r) for r in (old, fresh, promoted_old)] == [False, True, False]
@@ -399,9 +406,15 @@ def test_retention_drops_only_expired_staging_schemas_and_their_side_copies(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'promote%'"
         ).fetchall()
     assert sides == []
-    assert len(stores.production_rows(TENANT)["Matter"]) == row_counts(source)["Matter"]  # production stays
+    assert stores.production_rows(TENANT) == production  # production stays, row for row
+    assert _rows(staging_url, 'SELECT * FROM "staging_not-ours"."_Meta"') == not_ours
     assert stores.drop_expired_staging(now) == []
     assert stores.drop_expired_staging(now + timedelta(hours=2)) == [fresh]
+
+
+def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as connection:
+        return connection.execute(query).fetchall()  # type: ignore[arg-type]
 
 
 def test_schema_names_are_quoted_unique_and_within_postgresql_limits(

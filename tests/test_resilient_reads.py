@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Connection
 
 import tds_fixtures
-from conftest import DemoSource, _serve
+from conftest import DemoSource, Serve
 from efimis_devtools.tds_server import Faults
 from efimis_etl.demo import row_counts
 from efimis_etl.errors import SourceError
@@ -28,7 +28,7 @@ sql_server = tds_fixtures.sql_server
 
 
 def test_connections_cut_several_times_in_one_table_still_give_exact_figures(
-    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+    serve: Serve, demo: DemoSource, sql_server: tds_fixtures.StartServer
 ) -> None:
     # Every connection may send 60 WorkItem rows, then the server drops it: with 50-row batches the
     # reader loses the connection mid-batch again and again, and must continue after the last loaded batch.
@@ -36,7 +36,7 @@ def test_connections_cut_several_times_in_one_table_still_give_exact_figures(
         demo.path,
         faults=Faults(close_after_rows=60, rows_counted_per="connection", when_sql_contains="[WorkItem]"),
     )
-    with _serve(tmp_path, read_retries=10, retry_backoff_seconds=0.05) as service:
+    with serve(read_retries=10, retry_backoff_seconds=0.05) as service:
         request_id = service.import_(server.ado_connection_string(encrypt=False))
         status = service.wait(request_id, timeout=120)
         assert status["state"] == "Validated", status["failure"]
@@ -56,11 +56,11 @@ def test_connections_cut_several_times_in_one_table_still_give_exact_figures(
 
 
 def test_a_stalled_batch_is_cancelled_within_the_limit_then_fails_when_retries_run_out(
-    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+    serve: Serve, demo: DemoSource, sql_server: tds_fixtures.StartServer
 ) -> None:
     # Only the batches of WorkItem stall (counting and the other tables answer at once).
     server = sql_server(demo.path, faults=Faults(stall_seconds=30, when_sql_contains="TOP 50 etl.[WorkItem]"))
-    with _serve(tmp_path, stall_seconds=1, read_retries=1, retry_backoff_seconds=0.1) as service:
+    with serve(stall_seconds=1, read_retries=1, retry_backoff_seconds=0.1) as service:
         started = time.monotonic()
         request_id = service.import_(server.ado_connection_string(encrypt=False))
         status = service.wait(request_id, timeout=60)
@@ -118,10 +118,8 @@ def test_a_row_lost_from_staging_is_caught_by_reconciliation(tmp_path: Path, dem
     assert not stores.staging_exists(request_id)
 
 
-def test_an_import_whose_figures_were_not_verified_cannot_be_promoted(
-    tmp_path: Path, demo: DemoSource
-) -> None:
-    with _serve(tmp_path) as service:
+def test_an_import_whose_figures_were_not_verified_cannot_be_promoted(serve: Serve, demo: DemoSource) -> None:
+    with serve() as service:
         request_id = service.import_(demo.url)
         assert service.wait(request_id)["state"] == "Validated"
         platform = service.app.state.service.platform

@@ -10,10 +10,12 @@ import hashlib
 import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,12 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from conftest import DEMO_SECRET, DemoSource, Service, _serve, fresh_database, token
+from conftest import DEMO_SECRET, DemoSource, Serve, Service, fresh_database, token
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.identity import EmbeddedIssuer
 from efimis_etl.migrations import head
 from efimis_etl.settings import Settings
+from support import copy_to_postgresql, hold_table, until
 
 CLI = [sys.executable, "-m", "efimis_etl.cli"]
 
@@ -102,8 +105,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def api(cluster: Cluster, tmp_path: Path) -> Iterator[Service]:
-    with _serve(tmp_path, settings=cluster.settings, worker=False) as service:
+def api(cluster: Cluster, serve: Serve) -> Iterator[Service]:
+    with serve(settings=cluster.settings, worker=False) as service:
         yield service
 
 
@@ -153,43 +156,72 @@ def _tenant_client(api: Service, tenant: str) -> httpx.Client:
     return client
 
 
+def _import_workers(cluster: Cluster) -> dict[str, int | None]:
+    """The procrastinate worker that took each import job, by request id."""
+    return dict(
+        cluster.platform(
+            "SELECT args->>'request_id', worker_id FROM procrastinate_jobs WHERE task_name = 'efimis.import'"
+        )
+    )
+
+
 def test_two_workers_process_four_imports_of_two_tenants(
     cluster: Cluster, api: Service, tmp_path: Path
 ) -> None:
-    cluster.start_worker(concurrency=2)
-    cluster.start_worker(concurrency=2)
     sources = []
     for i in range(4):
         path = tmp_path / f"firm{i}.db"
         write_demo_source(path, scale=2, seed=i)
         sources.append(path)
     acme = _tenant_client(api, "acme")
-    ids = []
-    for i, path in enumerate(sources):
-        client = api.client if i % 2 == 0 else acme
-        response = client.post("/etl/import", json={"connectionString": f"sqlite:///{path}"})
-        assert response.status_code == 202
-        ids.append((client, response.json()["requestId"]))
+    clients = [api.client, acme, api.client, acme]  # firms 0 and 2 are the default tenant's, 1 and 3 acme's
 
-    def wait(client: httpx.Client, request_id: str, states: set[str]) -> dict[str, Any]:
+    def submit(i: int, connection_string: str) -> str:
+        response = clients[i].post("/etl/import", json={"connectionString": connection_string})
+        assert response.status_code == 202, response.text
+        return str(response.json()["requestId"])
+
+    def wait(i: int, states: set[str]) -> dict[str, Any]:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            status = client.get(f"/etl/import-status/{request_id}").json()
+            status = clients[i].get(f"/etl/import-status/{ids[i]}").json()
             if status["state"] in states:
                 return dict(status)
             time.sleep(0.1)
-        raise AssertionError(f"{request_id}: {status['state']}")
+        raise AssertionError(f"{ids[i]}: {status['state']}")
 
-    for client, request_id in ids:
-        assert wait(client, request_id, {"Validated", "ValidationFailed", "Failed"})["state"] == "Validated"
-        assert client.post("/etl/promote-to-production", json={"requestId": request_id}).status_code == 202
-    for client, request_id in ids:
-        assert wait(client, request_id, {"Promoted", "PromotionFailed"})["state"] == "Promoted"
+    ids: list[str] = []
+    # Firms 0 and 1 are read from PostgreSQL copies whose WorkItem table the test keeps locked: the first
+    # worker (two jobs at a time) is busy with both when the second starts, so the second must take 2 and 3.
+    with ExitStack() as databases:
+        with ExitStack() as locks:
+            held = []
+            for i in (0, 1):
+                url = databases.enter_context(fresh_database("efimis_source"))
+                copy_to_postgresql(sources[i], url)
+                held.append(locks.enter_context(hold_table(url, "WorkItem")))
+                ids.append(submit(i, url))
+            cluster.start_worker(concurrency=2)
+            until(lambda: all(h.waiting() for h in held), "the first worker to read both locked sources")
+            first = _import_workers(cluster)
+            assert first[ids[0]] is not None and first[ids[0]] == first[ids[1]], first
+            cluster.start_worker(concurrency=2)
+            ids += [submit(i, f"sqlite:///{sources[i]}") for i in (2, 3)]
+            for i in (2, 3):
+                status = wait(i, {"Validated", "ValidationFailed", "Failed"})
+                assert status["state"] == "Validated", status["failure"]
+            assert [wait(i, {"Importing"})["state"] for i in (0, 1)] == ["Importing"] * 2  # still held
+        for i in range(4):  # the locks released, firms 0 and 1 are read too
+            status = wait(i, {"Validated", "ValidationFailed", "Failed"})
+            assert status["state"] == "Validated", status["failure"]
+    for i in range(4):
+        response = clients[i].post("/etl/promote-to-production", json={"requestId": ids[i]})
+        assert response.status_code == 202, response.text
+    for i in range(4):
+        assert wait(i, {"Promoted", "PromotionFailed"})["state"] == "Promoted"
     # Each tenant's production holds exactly the union of its two firms (same ImportIds update in place).
     for tenant, mine in (("default", sources[0::2]), ("acme", sources[1::2])):
         counts = {t: len(r) for t, r in api.app.state.service.stores.production_rows(tenant).items()}
-        import sqlite3
-
         expected: dict[str, int] = {}
         for table in counts:
             keys: set[str] = set()
@@ -198,36 +230,42 @@ def test_two_workers_process_four_imports_of_two_tenants(
                     keys |= {k for (k,) in source.execute(f'SELECT ImportId FROM "{table}"')}
             expected[table] = len(keys)
         assert counts == expected, tenant
-    # Both workers did some of the work.
-    workers = cluster.platform(
+    # Both workers did some of the work: the first firms 0 and 1, the second firms 2 and 3.
+    workers = _import_workers(cluster)
+    assert workers[ids[0]] == workers[ids[1]] != workers[ids[2]] == workers[ids[3]], workers
+    assert cluster.platform(
         "SELECT count(DISTINCT worker_id) FROM procrastinate_jobs WHERE task_name = 'efimis.import'"
-    )
-    assert workers[0][0] >= 1
+    ) == [(2,)]
     acme.close()
+
+
+def _promotion_writing(cluster: Cluster) -> list[tuple[Any, ...]]:
+    """The backends inside a promotion's transaction: holding an advisory lock (promotions of a tenant
+    queue behind one) and a write lock on a table of a tenant's production schema."""
+    return cluster.platform(
+        "SELECT DISTINCT w.pid FROM pg_locks w "
+        "JOIN pg_class c ON c.oid = w.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_locks a ON a.pid = w.pid AND a.locktype = 'advisory' AND a.granted "
+        "WHERE w.locktype = 'relation' AND w.mode = 'RowExclusiveLock' AND w.granted "
+        "AND w.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND n.nspname LIKE 'tenant\\_%%'"
+    )
 
 
 def test_a_worker_killed_mid_promotion_leaves_production_exactly_right(
     cluster: Cluster, api: Service, tmp_path: Path
 ) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     source = tmp_path / "big.db"
-    write_synthetic_firm(source, 150_000)
+    write_demo_source(source, scale=500)  # about 95,000 work items, 160,000 rows: a promotion of seconds
     first = cluster.start_worker()
     request_id = api.import_(f"sqlite:///{source}")
     assert api.wait(request_id, timeout=300)["state"] == "Validated"
+    before = _checksum(api.production_rows())
     assert api.promote(request_id).status_code == 202
-    deadline = time.monotonic() + 60
-    while not cluster.platform("SELECT promotion_started_at FROM import_request WHERE id = %s", request_id)[
-        0
-    ][0]:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    time.sleep(0.3)  # inside the promotion's transaction
+    until(lambda: _promotion_writing(cluster), "the promotion's transaction to write production", timeout=120)
     cluster.kill(first)
     assert api.status(request_id)["state"] == "Promoting"
-    assert not any(api.production_rows().values()), "a killed promotion must leave production as it was"
+    assert _checksum(api.production_rows()) == before, "a killed promotion must leave production as it was"
 
     cluster.start_worker()  # its heartbeats find the dead worker's job stalled and run it again
     status = api.wait(request_id, timeout=180)
@@ -241,18 +279,13 @@ def test_a_worker_killed_mid_promotion_leaves_production_exactly_right(
 
 
 def test_a_worker_killed_mid_import_is_retried(cluster: Cluster, api: Service, tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     source = tmp_path / "big.db"
-    write_synthetic_firm(source, 100_000)
+    write_demo_source(source, scale=350)  # about 66,000 work items, 110,000 rows
     first = cluster.start_worker()
     request_id = api.import_(f"sqlite:///{source}")
-    deadline = time.monotonic() + 60
-    while not any(t["rowsLoaded"] for t in api.status(request_id)["tables"]):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    until(lambda: any(t["rowsLoaded"] for t in api.status(request_id)["tables"]), "the first rows loaded")
     cluster.kill(first)
+    assert api.status(request_id)["state"] == "Importing"  # the kill landed mid-import
     cluster.start_worker()
     status = api.wait(request_id, timeout=300)
     assert status["state"] == "Validated", status["failure"]
@@ -261,15 +294,12 @@ def test_a_worker_killed_mid_import_is_retried(cluster: Cluster, api: Service, t
 
 
 def test_one_promotion_per_tenant_at_a_time(cluster: Cluster, api: Service, tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from synthetic import write_synthetic_firm
-
     cluster.start_worker(concurrency=3)
     cluster.start_worker(concurrency=3)
     ids = []
     for i in range(3):
         path = tmp_path / f"firm{i}.db"
-        write_synthetic_firm(path, 30_000)
+        write_demo_source(path, scale=100, seed=i)  # about 19,000 work items, 32,000 rows
         ids.append(api.import_(f"sqlite:///{path}"))
     for request_id in ids:
         assert api.wait(request_id, timeout=300)["state"] == "Validated"

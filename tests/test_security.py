@@ -13,7 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import DEMO_SECRET, DemoSource, Service, token
+from conftest import DEMO_SECRET, DemoSource, Serve, Service, token
 from efimis_etl.identity import EmbeddedIssuer
 from efimis_etl.settings import EMBEDDED_ISSUER
 
@@ -234,10 +234,8 @@ def test_hostile_bodies_get_4xx_never_500(service: Service) -> None:
     )
 
 
-def test_per_tenant_limit_on_running_imports(tmp_path: Path) -> None:
-    from conftest import _serve
-
-    with _serve(tmp_path, max_running_imports=1) as service:
+def test_per_tenant_limit_on_running_imports(serve: Serve) -> None:
+    with serve(max_running_imports=1) as service:
         slow = "Server=tcp:127.0.0.1,1;Database=F;User ID=u;Password=p;Encrypt=no;Connection Timeout=3"
         first = service.import_(slow)
         second = service.client.post("/etl/import", json={"connectionString": slow})
@@ -246,10 +244,8 @@ def test_per_tenant_limit_on_running_imports(tmp_path: Path) -> None:
         assert service.client.post("/etl/import", json={"connectionString": slow}).status_code == 202
 
 
-def test_development_sources_and_loopback_can_be_disallowed(tmp_path: Path, demo: DemoSource) -> None:
-    from conftest import _serve
-
-    with _serve(tmp_path, allow_dev_sources=False, allowed_networks=[]) as service:
+def test_development_sources_and_loopback_can_be_disallowed(serve: Serve, demo: DemoSource) -> None:
+    with serve(allow_dev_sources=False, allowed_networks=[]) as service:
         dev = service.client.post("/etl/import", json={"connectionString": demo.url})
         assert dev.status_code == 422 and "Development sources" in dev.json()["error"]["message"]
         loop = service.client.post(

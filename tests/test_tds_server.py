@@ -16,7 +16,7 @@ import mssql_python
 import pytest
 
 import tds_fixtures
-from conftest import DemoSource, Service, _serve
+from conftest import DemoSource, Serve, Service
 from efimis_devtools import tds_cli
 from efimis_devtools.tds_server import DEFAULT_PASSWORD, Faults, TdsServer
 from efimis_devtools.tds_tls import TestCertificateAuthority
@@ -479,11 +479,11 @@ def test_refused_logins_fail_the_import(service: Service, demo: DemoSource, sql_
 
 
 def test_a_stalled_query_times_out_with_command_timeout(
-    tmp_path: Path, demo: DemoSource, sql_server: StartServer
+    serve: Serve, demo: DemoSource, sql_server: StartServer
 ) -> None:
     # No reconnections allowed: the first timeout is the failure (test_resilient_reads covers retrying).
     server = sql_server(demo.path, faults=Faults(stall_seconds=60, when_sql_contains="[WorkItem]"))
-    with _serve(tmp_path, read_retries=0) as service:
+    with serve(read_retries=0) as service:
         started = time.monotonic()
         failure = _assert_failed_cleanly(
             service, service.import_(server.ado_connection_string(command_timeout=1))
@@ -496,13 +496,13 @@ def test_a_stalled_query_times_out_with_command_timeout(
 
 
 def test_a_connection_closed_mid_read_fails_the_import(
-    tmp_path: Path, demo: DemoSource, sql_server: StartServer
+    serve: Serve, demo: DemoSource, sql_server: StartServer
 ) -> None:
     # 120 rows into the reads of WorkItem (the schema checks before are not counted): mid-result. No
     # reconnections allowed, so the drop is the failure (test_resilient_reads covers resuming).
     faults = Faults(close_after_rows=120, when_sql_contains="[WorkItem]")
     server = sql_server(demo.path, faults=faults)
-    with _serve(tmp_path, read_retries=0) as service:
+    with serve(read_retries=0) as service:
         failure = _assert_failed_cleanly(service, service.import_(server.ado_connection_string()))
     assert failure["code"] == "source-read-failed", failure
     reason = failure["reason"]
@@ -511,20 +511,20 @@ def test_a_connection_closed_mid_read_fails_the_import(
 
 
 def test_a_value_no_sql_server_column_could_hold_fails_the_import(
-    tmp_path: Path, demo_with_errors: DemoSource, sql_server: StartServer
+    serve: Serve, demo_with_errors: DemoSource, sql_server: StartServer
 ) -> None:
     server = sql_server(demo_with_errors.path)
-    with _serve(tmp_path, read_retries=0) as service:
+    with serve(read_retries=0) as service:
         failure = _assert_failed_cleanly(service, service.import_(server.ado_connection_string()))
     assert failure["code"] == "source-read-failed"
     assert "would be truncated in table 'Firm.etl.Contact', column 'Country'" in failure["reason"]
 
 
 def test_a_value_no_sql_server_column_could_hold_is_not_retried(
-    tmp_path: Path, demo_with_errors: DemoSource, sql_server: StartServer
+    serve: Serve, demo_with_errors: DemoSource, sql_server: StartServer
 ) -> None:
     server = sql_server(demo_with_errors.path)
-    with _serve(tmp_path, read_retries=2, retry_backoff_seconds=0.05) as service:
+    with serve(read_retries=2, retry_backoff_seconds=0.05) as service:
         failure = _assert_failed_cleanly(service, service.import_(server.ado_connection_string()))
     assert "would be truncated" in failure["reason"]
     assert "reconnection" not in failure["reason"], failure["reason"]

@@ -1,0 +1,99 @@
+"""Test support: waiting on observable conditions, PostgreSQL sources, and a source an import waits on.
+
+* `until(condition, what)` polls `condition` until it holds, failing after a deadline, naming `what`.
+* `copy_to_postgresql(sqlite_path, url)` copies a SQLite source (from `efimis_etl.demo`) into the `etl`
+  schema of an empty PostgreSQL database, to be imported as a `postgresql://` development source.
+* `hold_table(url, table)` locks one table of such a source for as long as its `with` block lasts: an
+  import that reads it waits, observably (`Held.waiting()` counts the connections waiting for it), and
+  carries on when the block ends. Tests use it to keep an import reliably running.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+
+from efimis_etl.schema.model import ENTITIES, Column, Kind
+from efimis_etl.schema.tables import render_ddl
+
+T = TypeVar("T")
+
+
+def until(condition: Callable[[], T], what: str, *, timeout: float = 60, interval: float = 0.02) -> T:
+    """The first truthy value of `condition()`, polled every `interval` s; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(interval)
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _pg_value(value: Any, column: Column) -> Any:
+    if value is not None and column.kind is Kind.BOOLEAN:
+        return bool(value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def copy_to_postgresql(sqlite_path: Path, url: str) -> None:
+    """Create the schema's `etl` tables in the (empty) PostgreSQL database and copy every row into them."""
+    with psycopg.connect(_plain(url)) as target, sqlite3.connect(sqlite_path) as source:
+        target.execute(render_ddl("postgresql"))  # type: ignore[arg-type]
+        for entity in ENTITIES:
+            columns = [c.name for c in entity.all_columns]
+            rows = source.execute(f'SELECT {", ".join(columns)} FROM "{entity.name}"').fetchall()
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            with target.cursor() as cursor:
+                cursor.executemany(
+                    f'INSERT INTO etl."{entity.name}" ({quoted}) VALUES ({", ".join(["%s"] * len(columns))})',
+                    [
+                        tuple(_pg_value(v, c) for v, c in zip(row, entity.all_columns, strict=True))
+                        for row in rows
+                    ],
+                )
+
+
+@dataclass
+class Held:
+    """A source table locked by the test (see `hold_table`)."""
+
+    observer: psycopg.Connection[Any]
+    table: str
+
+    def waiting(self) -> int:
+        """How many connections (other than the test's) are waiting for the table."""
+        row = self.observer.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND relation = to_regclass(%s)",
+            (f'etl."{self.table}"',),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+@contextmanager
+def hold_table(url: str, table: str) -> Iterator[Held]:
+    """Lock etl.<table> (ACCESS EXCLUSIVE, in an open transaction) until the `with` block ends."""
+    with (
+        psycopg.connect(_plain(url)) as holder,
+        psycopg.connect(_plain(url), autocommit=True) as observer,
+    ):
+        holder.execute(f'LOCK TABLE etl."{table}" IN ACCESS EXCLUSIVE MODE')
+        try:
+            yield Held(observer, table)
+        finally:
+            holder.rollback()  # releases the lock: whoever waited reads on
