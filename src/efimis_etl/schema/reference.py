@@ -14,7 +14,7 @@ from efimis_etl.schema.model import (
     Entity,
 )
 from efimis_etl.schema.tables import source_type_name
-from efimis_etl.validation.rules import RULES
+from efimis_etl.validation.catalogue import RULES
 
 HEADER = ("Column", "Type", "Required", "References", "Description")
 

@@ -1,15 +1,17 @@
 """SQL constructs whose spelling differs per database, each compiled once per dialect (`@compiles`).
 
 Stages build their statements from these and never ask which database they run on; SQLite and PostgreSQL
-spell each one so that both give the same answer (binary text order, exact platform-reference matching).
-Every pattern is built from our own constants, never from data.
+spell each one so that both give the same answer (binary text order, exact pattern matching, money shown
+to the last digit). Every pattern is built from our own constants, never from data.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, UnicodeText
+from sqlalchemy import Boolean, ColumnElement, String, UnicodeText, and_, literal, not_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import coercions, roles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -17,6 +19,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from efimis_etl.schema.model import PLATFORM_ID_DIGITS, platform_reference_glob
+from efimis_etl.schema.tables import MONEY_SCALE, ExactDecimal
 
 
 def platform_reference_regex(*prefixes: str) -> str:
@@ -25,43 +28,88 @@ def platform_reference_regex(*prefixes: str) -> str:
     return f"^{alternatives}_[0-9a-f]{{{PLATFORM_ID_DIGITS}}}$"
 
 
-class is_platform_reference(ColumnElement[bool]):  # noqa: N801 - reads as the SQL function it is
-    """`value` is a platform reference `prefix_<32 hex digits>` with one of `prefixes`."""
+@dataclass(frozen=True)
+class Pattern:
+    """A set of texts, spelled for SQLite as GLOB patterns (a text matching any of them is in the set) and
+    for PostgreSQL as one regular expression matching the same texts, compared in binary order (`C`)."""
 
-    __visit_name__ = "is_platform_reference"
+    globs: tuple[str, ...]
+    regex: str
+
+
+class matches(ColumnElement[bool]):  # noqa: N801 - reads as the SQL function it is
+    """`value` is one of the texts of `pattern`."""
+
+    __visit_name__ = "matches"
     type = Boolean()
     inherit_cache = True
     _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's declaration of what makes the cache key
         ("value", InternalTraversal.dp_clauseelement),
-        ("prefixes", InternalTraversal.dp_string_list),
+        ("pattern", InternalTraversal.dp_plain_obj),
     ]
 
-    def __init__(self, value: Any, *prefixes: str) -> None:
-        assert prefixes and all(p.isalpha() and p.islower() for p in prefixes)
+    def __init__(self, value: Any, pattern: Pattern) -> None:
         self.value = coercions.expect(roles.ExpressionElementRole, value)
-        self.prefixes = tuple(prefixes)
+        self.pattern = pattern
 
 
-@compiles(is_platform_reference, "sqlite")
-def _is_platform_reference_sqlite(element: is_platform_reference, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(matches, "sqlite")
+def _matches_sqlite(element: matches, compiler: SQLCompiler, **kw: Any) -> str:
     value = compiler.process(element.value, **kw)
-    return "(" + " OR ".join(f"{value} GLOB '{platform_reference_glob(p)}'" for p in element.prefixes) + ")"
+    globs = (compiler.render_literal_value(glob, String()) for glob in element.pattern.globs)
+    return "(" + " OR ".join(f"{value} GLOB {glob}" for glob in globs) + ")"
 
 
-@compiles(is_platform_reference, "postgresql")
-def _is_platform_reference_postgresql(
-    element: is_platform_reference, compiler: SQLCompiler, **kw: Any
-) -> str:
+@compiles(matches, "postgresql")
+def _matches_postgresql(element: matches, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.value, **kw)
+    return f'(({value}) COLLATE "C" ~ {compiler.render_literal_value(element.pattern.regex, String())})'
+
+
+def is_platform_reference(value: Any, *prefixes: str) -> ColumnElement[bool]:
+    """`value` is a platform reference `prefix_<32 hex digits>` with one of `prefixes`."""
+    assert prefixes and all(p.isalpha() and p.islower() for p in prefixes)
     # One regular expression with alternatives: a regex per prefix costs a second per 100,000 rows.
-    value = compiler.process(element.value, **kw)
-    return f"(({value}) COLLATE \"C\" ~ '{platform_reference_regex(*element.prefixes)}')"
+    globs = tuple(platform_reference_glob(p) for p in prefixes)
+    return matches(value, Pattern(globs, platform_reference_regex(*prefixes)))
+
+
+# An e-mail address: something, an @, something, a dot, something; and neither a separator that joins
+# several addresses nor a second @.
+_EMAIL_SHAPE = Pattern(("?*@?*.?*",), "^.+@.+[.].+$")
+_SEPARATOR = Pattern(("*[ ,;<>()]*",), "[ ,;<>()]")
+_TWO_ATS = Pattern(("*@*@*",), "@.*@")
+
+
+def is_email_address(value: Any) -> ColumnElement[bool]:
+    """`value` reads as one address name@domain.tld."""
+    return and_(
+        matches(value, _EMAIL_SHAPE), not_(matches(value, _SEPARATOR)), not_(matches(value, _TWO_ATS))
+    )
+
+
+def _capitals(count: int) -> Pattern:
+    return Pattern(("[A-Z]" * count,), f"^[A-Z]{{{count}}}$")
+
+
+def is_currency_code(value: Any) -> ColumnElement[bool]:
+    """`value` has the shape of an ISO 4217 currency code: three capital letters A-Z."""
+    return matches(value, _capitals(3))
+
+
+def is_country_code(value: Any) -> ColumnElement[bool]:
+    """`value` has the shape of an ISO 3166 country code: two capital letters A-Z."""
+    return matches(value, _capitals(2))
 
 
 def _spelled(construct: type[FunctionElement[Any]], **templates: str) -> None:
-    """Compile `construct` per dialect by a template; `{}` is where its arguments go."""
+    """Compile `construct` per dialect by a template; `{}` is where its arguments go (`{0}` where a template
+    uses its one argument more than once)."""
     for dialect, template in templates.items():
 
-        def compile_(element: FunctionElement[Any], compiler: SQLCompiler, template: str = template, **kw: Any) -> str:
+        def compile_(
+            element: FunctionElement[Any], compiler: SQLCompiler, template: str = template, **kw: Any
+        ) -> str:
             return template.format(compiler.process(element.clauses, **kw))
 
         compiles(construct, dialect)(compile_)
@@ -88,10 +136,39 @@ class binary_order(FunctionElement[Any]):  # noqa: N801
     inherit_cache = True
 
 
-_spelled(platform_id, sqlite=f"substr({{}}, -{PLATFORM_ID_DIGITS})", postgresql=f"right({{}}, {PLATFORM_ID_DIGITS})")
+_spelled(
+    platform_id,
+    sqlite=f"substr({{}}, -{PLATFORM_ID_DIGITS})",
+    postgresql=f"right({{}}, {PLATFORM_ID_DIGITS})",
+)
 _spelled(
     new_platform_id,
     sqlite="lower(hex(randomblob(16)))",
     postgresql="replace(CAST(gen_random_uuid() AS TEXT), '-', '')",
 )
 _spelled(binary_order, sqlite="{}", postgresql='({}) COLLATE "C"')
+
+
+class money_text(FunctionElement[str]):  # noqa: N801
+    """A money value as exact decimal text with four places (`-12.3400`), truncated toward zero past the
+    fourth: SQLite keeps money as integer ten-thousandths, PostgreSQL as NUMERIC."""
+
+    type = UnicodeText()
+    inherit_cache = True
+
+
+_SCALE = 10**MONEY_SCALE
+_spelled(
+    money_text,
+    sqlite=(
+        f"(CASE WHEN ({{0}}) < 0 THEN '-' ELSE '' END || (abs({{0}}) / {_SCALE}) || '.' || "
+        f"substr('{'0' * MONEY_SCALE}' || (abs({{0}}) % {_SCALE}), -{MONEY_SCALE}))"
+    ),
+    postgresql=f"(trunc(({{0}})::numeric, {MONEY_SCALE})::text)",
+)
+
+
+def money_constant(value: Decimal) -> ColumnElement[Decimal]:
+    """A money constant as the store keeps it (on SQLite in ten-thousandths), rendered by the stores' own
+    money type so that the encoding is written once."""
+    return literal(value, ExactDecimal())
