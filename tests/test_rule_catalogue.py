@@ -9,8 +9,8 @@ from sqlalchemy import column
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
+from efimis_etl.reference import render_markdown
 from efimis_etl.schema.model import ENTITIES
-from efimis_etl.schema.reference import render_markdown
 from efimis_etl.stores.sql import Pattern, matches
 from efimis_etl.validation.catalogue import LEVELS, RULES, declared
 from efimis_etl.validation.rules import RUN_ORDER, statements

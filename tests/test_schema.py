@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import create_engine, inspect
 
+from efimis_etl.reference import render_html, render_markdown
 from efimis_etl.schema.model import ALL_TABLES, ENTITIES, ENUMERATIONS, Kind
-from efimis_etl.schema.reference import render_html, render_markdown
 from efimis_etl.schema.tables import render_ddl
 from efimis_etl.validation.catalogue import RULES
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from efimis_etl.schema.reference import render_html, render_markdown
+from efimis_etl.reference import render_html, render_markdown
 from efimis_etl.schema.tables import render_ddl
 
 app = typer.Typer(

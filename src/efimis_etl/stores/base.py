@@ -16,18 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Unicode,
-    UnicodeText,
-)
+from sqlalchemy import Column, Connection, Index, MetaData, Table
+from sqlalchemy.types import DateTime, Integer, String, Unicode, UnicodeText
 
 from efimis_etl.schema.model import Entity
 from efimis_etl.schema.tables import STAGING

@@ -7,8 +7,8 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
+from efimis_etl.reference import render_html, render_markdown
 from efimis_etl.schema.model import SCHEMA_VERSION
-from efimis_etl.schema.reference import render_html, render_markdown
 from efimis_etl.schema.tables import render_ddl
 
 router = APIRouter(tags=["schema"])
