@@ -1,4 +1,5 @@
-"""Test support: waiting on observable conditions, PostgreSQL sources, and a source an import waits on.
+"""Test support: waiting on observable conditions, PostgreSQL sources, a source an import waits on, and
+staging plus validating a source through the stages' public functions (`stage_and_validate`).
 
 * `until(condition, what)` polls `condition` until it holds, failing after a deadline, naming `what`.
 * `copy_to_postgresql(sqlite_path, url)` copies a SQLite source (from `efimis_etl.demo`) into the `etl`
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,11 @@ import psycopg
 
 from efimis_etl.schema.model import ENTITIES, Column, Kind
 from efimis_etl.schema.tables import render_ddl
+from efimis_etl.settings import ReadPolicy
+from efimis_etl.source.connstr import parse_connection_string
+from efimis_etl.staging.load import load_from_source
+from efimis_etl.stores import TenantStores
+from efimis_etl.validation.run import validate
 
 T = TypeVar("T")
 
@@ -97,3 +104,21 @@ def hold_table(url: str, table: str) -> Iterator[Held]:
             yield Held(observer, table)
         finally:
             holder.rollback()  # releases the lock: whoever waited reads on
+
+
+def stage_and_validate(stores: TenantStores, source_url: str, tenant: str = "default") -> tuple[str, dict[str, Any]]:
+    """Load a source into a new staging store and validate it, as the import job does: (request id,
+    validation summary)."""
+    request_id = uuid.uuid4().hex
+    loader = stores.create_staging(request_id)
+    try:
+        load_from_source(
+            parse_connection_string(source_url),
+            loader,
+            policy=ReadPolicy(batch_size=500),
+            on_plan=lambda _plan: None,
+            on_progress=lambda _table, _rows: None,
+        )
+    finally:
+        stores.close_staging(loader)
+    return request_id, validate(stores, request_id, tenant, first=1000)

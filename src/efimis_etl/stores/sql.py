@@ -172,3 +172,55 @@ def money_constant(value: Decimal) -> ColumnElement[Decimal]:
     """A money constant as the store keeps it (on SQLite in ten-thousandths), rendered by the stores' own
     money type so that the encoding is written once."""
     return literal(value, ExactDecimal())
+
+
+INT64_MAX = 2**63 - 1
+SQLITE_MONEY_LIMIT = Decimal(INT64_MAX).scaleb(-MONEY_SCALE)  # 922337203685477.5807: the most SQLite keeps
+EXACT_SUM = "efimis_exact_sum"  # the SQLite aggregate `stores.sqlite` registers on every connection
+
+
+class exact_sum(FunctionElement[Any]):  # noqa: N801
+    """The sum of a money column (also as a window function), never an error: SQLite's `sum()` of the
+    integer ten-thousandths it stores raises on overflow, so there a Python aggregate adds exactly and
+    gives a REAL only for a total beyond 64 bits (which then still compares correctly with any stored
+    value); PostgreSQL sums NUMERIC exactly."""
+
+    inherit_cache = True
+
+
+class sum_out_of_range(FunctionElement[bool]):  # noqa: N801
+    """Aggregate: the absolute values of a money column add up to more than the store sums exactly (then
+    some sum of them may be inexact). Never on PostgreSQL."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+_spelled(exact_sum, sqlite=f"{EXACT_SUM}({{}})", postgresql="sum({})")
+_spelled(
+    sum_out_of_range,
+    sqlite=f"(coalesce({EXACT_SUM}(abs({{0}})), 0) > {INT64_MAX})",
+    postgresql="(count({0}) < 0)",  # an aggregate that is never true
+)
+
+
+class ExactSum:
+    """SQLite's `efimis_exact_sum`: an aggregate and window function adding Python integers exactly."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+
+    def step(self, value: int | None) -> None:
+        if value is not None:
+            self.total = (self.total or 0) + value
+
+    def inverse(self, value: int | None) -> None:
+        if value is not None and self.total is not None:
+            self.total -= value
+
+    def value(self) -> int | float | None:
+        if self.total is None or -INT64_MAX - 1 <= self.total <= INT64_MAX:
+            return self.total
+        return float(self.total)  # beyond any stored value, so comparisons with one still come out right
+
+    finalize = value

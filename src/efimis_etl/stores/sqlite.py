@@ -25,9 +25,10 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from efimis_etl.errors import Rejected
 from efimis_etl.ids import checked_request_id, is_request_id
 from efimis_etl.schema.model import ENTITIES, Entity, Kind
-from efimis_etl.schema.tables import PRODUCTION, STAGING, from_scaled, to_scaled
+from efimis_etl.schema.tables import PRODUCTION, STAGING, to_scaled
 from efimis_etl.settings import Settings
 from efimis_etl.stores.base import FINDING, FINDING_COLUMNS, FINDINGS, META, PROMOTION_LOG, STAGED_SCHEMA
+from efimis_etl.stores.sql import EXACT_SUM, INT64_MAX, SQLITE_MONEY_LIMIT, ExactSum
 
 PRODUCTION_SCHEMA = "production"  # where validation finds the attached production store
 _SUFFIXES = ("", "-wal", "-shm", "-journal")
@@ -56,6 +57,7 @@ def sqlite_engine(
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        dbapi_connection.create_window_function(EXACT_SUM, 1, ExactSum)  # type: ignore[attr-defined]
         for name, uri in attachments.items():
             cursor.execute("ATTACH DATABASE ? AS " + name, (uri,))
         cursor.close()
@@ -76,12 +78,11 @@ def _disposing(engine: Engine) -> Iterator[Engine]:
         engine.dispose()
 
 
-SQLITE_MONEY_LIMIT = from_scaled(2**63 - 1)  # 922337203685477.5807
 
 
 def _scaled(value: Decimal) -> int:
     scaled = to_scaled(value)  # exact: values arrive quantized to 4 places (source.values)
-    if abs(scaled) > 2**63 - 1:
+    if abs(scaled) > INT64_MAX:
         raise Rejected(
             "precision",
             f"beyond ±{SQLITE_MONEY_LIMIT}, the most the embedded (SQLite) store holds exactly; import into "

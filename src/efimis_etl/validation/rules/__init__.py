@@ -47,6 +47,7 @@ RUN_ORDER: tuple[tuple[Rule, ...], ...] = (
             accounting.allocation_exceeds_invoice,
             accounting.trust_overdrawn,
             accounting.trust_account,
+            accounting.sum_range,
         )
     ),
 )

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 from sqlalchemy import ColumnElement, Subquery, Table, case, func, literal, null, select, union_all
 
-from efimis_etl.schema.model import JOURNAL_TYPE, TRUST_TRANSACTION_TYPE
-from efimis_etl.stores.sql import binary_order, money_text
+from efimis_etl.schema.model import ENTITY_BY_NAME, JOURNAL_TYPE, TRUST_TRANSACTION_TYPE, Kind
+from efimis_etl.stores.sql import SQLITE_MONEY_LIMIT, binary_order, exact_sum, money_text, sum_out_of_range
 from efimis_etl.validation.rule import ERROR, Found, found, table_rule
 from efimis_etl.validation.rules.row import BILLED
 from efimis_etl.validation.tables import as_text, followed, key, lookup, number, staging
@@ -29,7 +29,7 @@ def _sum_per_row(
 ) -> Subquery:
     """The sum of `amount` per row it belongs to (`row_id`): columns RowId, Total."""
     return (
-        select(row_id.label("RowId"), func.sum(amount).label("Total"))
+        select(row_id.label("RowId"), exact_sum(amount).label("Total"))
         .where(*where)
         .group_by(row_id)
         .subquery()
@@ -63,8 +63,8 @@ def journal_unbalanced(table: Table) -> Iterator[Found]:
     sums = (
         select(
             lines.c.JournalEntryId,
-            func.sum(lines.c.Debit).label("Debits"),
-            func.sum(lines.c.Credit).label("Credits"),
+            exact_sum(lines.c.Debit).label("Debits"),
+            exact_sum(lines.c.Credit).label("Credits"),
         )
         .group_by(lines.c.JournalEntryId)
         .subquery()
@@ -148,7 +148,7 @@ def trust_overdrawn(table: Table) -> Iterator[Found]:
             t.MatterId,
             t.Amount,
             t.TransactionDate,
-            func.sum(case((credit, t.Amount), else_=-t.Amount))
+            exact_sum(case((credit, t.Amount), else_=-t.Amount))
             .over(**in_ledger_order, rows=(None, 0))
             .label("Balance"),
             func.row_number().over(**in_ledger_order).label("Position"),
@@ -186,3 +186,18 @@ def trust_account(table: Table) -> Iterator[Found]:
     detail = literal("the account is in journal ") + uses.c.Journal
     not_trust = lookup("Journal", "Type", uses.c.Journal) != TRUST_JOURNAL
     yield Found("AccountId", select(uses.c.ImportId, uses.c.AccountId, detail).where(not_trust))
+
+
+@table_rule("sum-range", ERROR)
+def sum_range(table: Table) -> Iterator[Found]:
+    """The amounts of a money column add up to more than the embedded (SQLite) store sums exactly
+    (±922,337,203,685,477.5807), so the sums the accounting rules check cannot be trusted.
+
+    Import into the PostgreSQL stores (EFIMIS_STAGING_URL), which sum DECIMAL(19,4) exactly, or look for
+    amounts with a misplaced decimal point.
+    """
+    detail = f"the amounts add up to more than ±{SQLITE_MONEY_LIMIT}, the most the embedded store sums exactly"
+    for column in ENTITY_BY_NAME[table.name].columns:
+        if column.kind in (Kind.MONEY, Kind.RATE):
+            over = select(sum_out_of_range(table.c[column.name]).label("Over")).subquery()
+            yield Found(column.name, select(null(), null(), literal(detail)).where(over.c.Over))
