@@ -106,9 +106,8 @@ def hold_table(url: str, table: str) -> Iterator[Held]:
             holder.rollback()  # releases the lock: whoever waited reads on
 
 
-def stage_and_validate(stores: TenantStores, source_url: str, tenant: str = "default") -> tuple[str, dict[str, Any]]:
-    """Load a source into a new staging store and validate it, as the import job does: (request id,
-    validation summary)."""
+def stage(stores: TenantStores, source_url: str) -> str:
+    """Load a source into a new staging store, as the import job does; its request id."""
     request_id = uuid.uuid4().hex
     loader = stores.create_staging(request_id)
     try:
@@ -121,4 +120,12 @@ def stage_and_validate(stores: TenantStores, source_url: str, tenant: str = "def
         )
     finally:
         stores.close_staging(loader)
+    return request_id
+
+
+def stage_and_validate(
+    stores: TenantStores, source_url: str, tenant: str = "default"
+) -> tuple[str, dict[str, Any]]:
+    """`stage`, then validate as the import job does: (request id, validation summary)."""
+    request_id = stage(stores, source_url)
     return request_id, validate(stores, request_id, tenant, first=1000)

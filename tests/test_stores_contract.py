@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +16,18 @@ from efimis_etl.demo import row_counts
 from efimis_etl.jobs.distributed import build_app
 from efimis_etl.preflight import preflight
 from efimis_etl.promotion.promote import promote
-from efimis_etl.settings import ReadPolicy, Settings
-from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import load_from_source
-from efimis_etl.stores import TenantStores, make_stores
+from efimis_etl.settings import Settings
+from efimis_etl.stores import make_stores
 from efimis_etl.validation.run import validate
+from support import stage
 
 TENANT = "default"
 
 
 def _settings(tmp_path: Path, pg_url: str | None = None, **extra: object) -> Settings:
-    urls = {"staging_url": pg_url, "production_url": pg_url, "platform_database_url": pg_url} if pg_url else {}
+    urls = (
+        {"staging_url": pg_url, "production_url": pg_url, "platform_database_url": pg_url} if pg_url else {}
+    )
     return Settings(data_dir=tmp_path / "var", **urls, **extra)  # type: ignore[arg-type]
 
 
@@ -39,28 +39,12 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         yield _settings(tmp_path, request.getfixturevalue("pg_url"), staging_retention_hours=24)
 
 
-def _stage(stores: TenantStores, demo: DemoSource) -> str:
-    request_id = uuid.uuid4().hex
-    loader = stores.create_staging(request_id)
-    try:
-        load_from_source(
-            parse_connection_string(demo.url),
-            loader,
-            policy=ReadPolicy(batch_size=500),
-            on_plan=lambda _plan: None,
-            on_progress=lambda _table, _rows: None,
-        )
-    finally:
-        stores.close_staging(loader)
-    return request_id
-
-
 def test_the_periodic_retention_task_drops_staging_exactly_when_the_retention_has_passed(
     tmp_path: Path, pg_url: str, demo: DemoSource
 ) -> None:
     settings = _settings(tmp_path, pg_url, staging_retention_hours=24)
     stores = make_stores(settings)
-    request_id = _stage(stores, demo)
+    request_id = stage(stores, demo.url)
     created = datetime.now(UTC)
     task = build_app(settings).tasks["efimis.drop-expired-staging"]
 
@@ -72,7 +56,7 @@ def test_the_periodic_retention_task_drops_staging_exactly_when_the_retention_ha
 
 def test_sqlite_staging_stores_expire_like_postgresql_ones(tmp_path: Path, demo: DemoSource) -> None:
     stores = make_stores(_settings(tmp_path, staging_retention_hours=24))
-    request_id = _stage(stores, demo)
+    request_id = stage(stores, demo.url)
     created = datetime.now(UTC)
     assert stores.drop_expired_staging(created + timedelta(hours=23)) == []
     assert stores.drop_expired_staging(created + timedelta(hours=24, minutes=5)) == [request_id]
@@ -101,7 +85,7 @@ def test_preflight_only_reads_production_even_while_a_promotion_holds_it(
 ) -> None:
     settings = _settings(tmp_path)
     stores = make_stores(settings)
-    promoted = _stage(stores, demo)
+    promoted = stage(stores, demo.url)
     assert validate(stores, promoted, TENANT, first=0)["errors"] == 0
     promote(stores, promoted, TENANT)
     production = settings.data_dir / "production" / f"{TENANT}.sqlite"
