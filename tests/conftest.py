@@ -29,6 +29,11 @@ from efimis_etl.settings import Settings
 FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 DEMO_SECRET = "test-demo-client-secret"
+# What an operator sets to let a scaled-out deployment read SQLite files and loopback servers (tests, demos).
+DEV_SOURCES_OPT_IN: dict[str, Any] = {
+    "allow_dev_sources": True,
+    "allowed_networks": ["127.0.0.0/8", "::1/128"],
+}
 
 
 @dataclass
@@ -101,13 +106,15 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     with fresh_database("efimis_stores") as plain:
         url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
         # Scaled out as an operator runs it: the platform and its job queue on PostgreSQL too, and
-        # the jobs run by a real `efimis-etl worker` process (started by `_serve`).
+        # the jobs run by a real `efimis-etl worker` process (started by `_serve`). The tests' sources
+        # are SQLite files and loopback servers, which scaled out needs the operator's explicit opt-in.
         yield embedded.model_copy(
             update={
                 "staging_url": url,
                 "production_url": url,
                 "platform_database_url": plain,
                 "secret_key": SecretStr(Fernet.generate_key().decode()),
+                **DEV_SOURCES_OPT_IN,
             }
         )
 

@@ -43,7 +43,16 @@ def serve(
 
     _check_platform_version()
     console.print(f"Efimis ETL on http://{host}:{port} — API docs at http://{host}:{port}/docs")
+    _print_source_policy()
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def _print_source_policy() -> None:
+    """Say at start what tenants' connection strings may reach, so a too-open deployment is visible."""
+    from efimis_etl.settings import get_settings
+
+    for line in get_settings().source_policy().describe():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_platform_version() -> None:
@@ -104,6 +113,7 @@ def worker(
 
     _check_platform_version()
     install_redaction()
+    _print_source_policy()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_worker(settings, concurrency=concurrency)
 
