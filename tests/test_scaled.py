@@ -261,6 +261,7 @@ def test_a_worker_killed_mid_import_is_retried(cluster: Cluster, api: Service, t
     status = api.wait(request_id, timeout=300)
     assert status["state"] == "Validated", status["failure"]
     assert {t["table"]: t["rowsLoaded"] for t in status["tables"]} == row_counts(source)
+    assert status["attempts"] == 2  # the status shows the retry the README promises
     assert cluster.platform("SELECT attempts FROM import_request WHERE id = %s", request_id) == [(2,)]
 
 

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Column, Engine, MetaData, String, Table, insert, select
 
 from efimis_etl.settings import EMBEDDED_ISSUER, TENANT_PATTERN, Settings
+from efimis_etl.timestamps import UtcDateTime, utc_now
 
 log = logging.getLogger(__name__)
 ALGORITHM = "RS256"
@@ -41,7 +42,7 @@ OAUTH_CLIENT = Table(
     Column("client_id", String(100), primary_key=True),
     Column("secret_hash", String(200), nullable=False),
     Column("tenant", String(63), nullable=False),
-    Column("created_at", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 
@@ -127,7 +128,7 @@ class EmbeddedIssuer:
                     client_id=client_id,
                     secret_hash=_hash_secret(secret),
                     tenant=tenant,
-                    created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    created_at=utc_now(),
                 )
             )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from sqlalchemy import (
 from efimis_etl import migrations
 from efimis_etl.ids import new_request_id
 from efimis_etl.stores.sqlite import sqlite_engine
+from efimis_etl.timestamps import UtcDateTime, utc_now
 
 
 class State(enum.StrEnum):
@@ -62,13 +63,13 @@ IMPORT_REQUEST = Table(
     Column("tenant", String(63), nullable=False, index=True),
     Column("state", String(20), nullable=False),
     Column("source", UnicodeText, nullable=False),  # a description without any secret
-    Column("created_at", String(32), nullable=False),
-    Column("updated_at", String(32), nullable=False),
-    Column("import_started_at", String(32)),
-    Column("import_finished_at", String(32)),
-    Column("promotion_requested_at", String(32)),
-    Column("promotion_started_at", String(32)),
-    Column("promotion_finished_at", String(32)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("import_started_at", UtcDateTime()),
+    Column("import_finished_at", UtcDateTime()),
+    Column("promotion_requested_at", UtcDateTime()),
+    Column("promotion_started_at", UtcDateTime()),
+    Column("promotion_finished_at", UtcDateTime()),
     Column("attempts", Integer, nullable=False, default=0),  # how many times a worker started the import
     Column("failure_code", String(60)),
     Column("failure_reason", UnicodeText),
@@ -93,7 +94,7 @@ AUDIT_EVENT = Table(
     "audit_event",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", String(32), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("tenant", String(63), nullable=False, index=True),
     Column("actor", String(100), nullable=False),  # the client id, or "worker" for job outcomes
     Column("action", String(40), nullable=False),
@@ -112,8 +113,9 @@ IMPORT_SECRET = Table(
 )
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def now() -> datetime:
+    """The time stamped on requests and audit events: timezone-aware UTC (the columns refuse naive)."""
+    return utc_now()
 
 
 def _psycopg(url: str) -> str:
