@@ -152,7 +152,7 @@ def _serve(tmp_path: Path, *, worker: bool = True, **overrides: Any) -> Iterator
                 worker_process.kill()
 
 
-def _environment(settings: Settings) -> dict[str, str]:
+def process_environment(settings: Settings) -> dict[str, str]:
     """The settings as the EFIMIS_ variables another process reads them from."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EFIMIS_")}
     for name, value in settings.model_dump(exclude_defaults=True).items():
@@ -171,7 +171,7 @@ def _start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]
     log = (tmp_path / "worker.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "efimis_etl.cli", "worker", "--concurrency", "2"],
-        env=_environment(settings),
+        env=process_environment(settings),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
