@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         description="Accept sqlite:/// and postgresql:// sources. Unset: yes on the embedded default, no when "
         "any PostgreSQL URL is configured (a sqlite:/// source would read files on the workers' disks).",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="GET /metrics is served only when this is set, to scrapers sending it as a bearer token.",
+    )
     max_body_bytes: int = Field(65_536, ge=1024, description="Largest request body accepted.")
     max_running_imports: int = Field(
         4, ge=1, description="Imports a tenant may have queued or running at once."

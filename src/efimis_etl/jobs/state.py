@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
+    Connection,
     Engine,
     Integer,
     LargeBinary,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     UnicodeText,
+    case,
     create_engine,
     delete,
     func,
@@ -34,7 +38,7 @@ from sqlalchemy import (
 from efimis_etl import migrations
 from efimis_etl.ids import new_request_id
 from efimis_etl.stores.sqlite import sqlite_engine
-from efimis_etl.timestamps import UtcDateTime, utc_now
+from efimis_etl.timestamps import UtcDateTime, seconds_between, utc_now
 
 
 class State(enum.StrEnum):
@@ -54,6 +58,31 @@ VALIDATION_RAN = frozenset(
     {State.VALIDATED, State.VALIDATION_FAILED, State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED}
 )
 RUNNING = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING, State.PROMOTING})
+
+# A request in these states went through its import and on to promotion: its import ended Validated.
+PROMOTION_STATES = frozenset({State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED})
+# Upper bounds (seconds) of the job duration histogram's buckets: from a small firm to a very large one.
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
+
+
+@dataclass(frozen=True)
+class Durations:
+    """How long jobs of one kind took: how many ended within each of DURATION_BUCKETS, all, the sum."""
+
+    within: tuple[int, ...]
+    count: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    """What the platform database knows about all jobs, for the metrics: nothing per tenant or request."""
+
+    requests: dict[str, int]  # by current state
+    finished: dict[tuple[str, str], int]  # (kind, final state) → jobs
+    durations: dict[str, Durations]  # kind → durations of its finished jobs (the last attempt's)
+    rows: dict[str, tuple[int, int]]  # table → (rows read, rows loaded), over every recorded import
+
 
 METADATA = MetaData()
 IMPORT_REQUEST = Table(
@@ -317,3 +346,52 @@ class Platform:
                 )
             ).mappings()
             return [dict(r) for r in rows]
+
+    def job_figures(self) -> JobFigures:
+        """Counts of requests, job outcomes, durations and rows over the whole platform database, for
+        `GET /metrics`: the same from every API process, whichever worker ran the jobs."""
+        r = IMPORT_REQUEST
+        with self.engine.connect() as conn:
+            requests = dict(conn.execute(select(r.c.state, func.count()).group_by(r.c.state)).all())
+            imported = conn.execute(
+                select(r.c.state, func.count()).where(r.c.import_finished_at.is_not(None)).group_by(r.c.state)
+            ).all()
+            promoted = conn.execute(
+                select(r.c.state, func.count())
+                .where(r.c.promotion_finished_at.is_not(None))
+                .group_by(r.c.state)
+            ).all()
+            finished: dict[tuple[str, str], int] = {}
+            for state, count in imported:
+                outcome = State.VALIDATED.value if state in PROMOTION_STATES else state
+                finished["import", outcome] = finished.get(("import", outcome), 0) + count
+            for state, count in promoted:
+                finished["promotion", state] = count
+            durations = {
+                "import": self._durations(conn, r.c.import_started_at, r.c.import_finished_at),
+                "promotion": self._durations(conn, r.c.promotion_started_at, r.c.promotion_finished_at),
+            }
+            t = IMPORT_TABLE
+            rows = conn.execute(
+                select(t.c.name, func.sum(t.c.rows_read), func.sum(t.c.rows_loaded)).group_by(t.c.name)
+            ).all()
+        return JobFigures(
+            requests=requests,
+            finished=finished,
+            durations=durations,
+            rows={name: (int(read or 0), int(loaded or 0)) for name, read, loaded in rows},
+        )
+
+    @staticmethod
+    def _durations(conn: Connection, started: ColumnElement[Any], finished: ColumnElement[Any]) -> Durations:
+        """The buckets counted by the database itself: one row, whatever the number of requests."""
+        seconds = seconds_between(started, finished)
+        within = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS]
+        row = conn.execute(
+            select(func.count(), func.sum(seconds), *within).where(
+                started.is_not(None), finished.is_not(None)
+            )
+        ).one()
+        return Durations(
+            within=tuple(int(n or 0) for n in row[2:]), count=int(row[0]), seconds=float(row[1] or 0)
+        )
