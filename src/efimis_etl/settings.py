@@ -35,7 +35,7 @@ EMBEDDED_NETWORKS = ("127.0.0.0/8", "::1/128")
 @dataclass(frozen=True)
 class SourcePolicy:
     """Which sources an import may name: development sources or not, and the non-public networks allowed
-    (every public address is). `explicit` says whether the operator set them or they are the defaults."""
+    (every public address is). `explicit_*` say whether the operator set them or they are the defaults."""
 
     allowed_networks: tuple[str, ...]
     allow_dev_sources: bool
