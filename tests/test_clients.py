@@ -43,7 +43,9 @@ def test_a_second_firm_sees_nothing_of_the_first_and_a_revoked_client_is_refused
     added = clients(service, "add", "acme-legal", "--json")
     assert added.returncode == 0, added.stderr
     credentials = json.loads(added.stdout)
-    assert set(credentials) == {"clientId", "clientSecret", "tenant"} and credentials["tenant"] == "acme-legal"
+    assert (
+        set(credentials) == {"clientId", "clientSecret", "tenant"} and credentials["tenant"] == "acme-legal"
+    )
     acme = token(bare, credentials["clientId"], credentials["clientSecret"])  # no restart needed
 
     unknown = _as(bare, acme, "GET", f"/etl/import-status/{'0' * 32}").json()
@@ -68,7 +70,9 @@ def test_a_second_firm_sees_nothing_of_the_first_and_a_revoked_client_is_refused
     table = clients(service, "list")
     assert credentials["clientId"] in table.stdout and "acme-legal" in table.stdout
     for output in (listed.stdout, table.stdout):
-        assert credentials["clientSecret"] not in output and DEMO_SECRET not in output and "scrypt" not in output
+        assert (
+            credentials["clientSecret"] not in output and DEMO_SECRET not in output and "scrypt" not in output
+        )
 
     revoked = clients(service, "revoke", credentials["clientId"])
     assert revoked.returncode == 0 and "is revoked" in revoked.stdout, revoked.stderr

@@ -79,7 +79,9 @@ def test_timestamps_become_utc_timestamps_and_keep_their_instants(platform_url: 
         for c in ("created_at", "updated_at", "import_started_at", "import_finished_at")
     )
     queued = platform.get(QUEUED, "acme")
-    assert queued is not None and queued["import_started_at"] is None and queued["promotion_finished_at"] is None
+    assert (
+        queued is not None and queued["import_started_at"] is None and queued["promotion_finished_at"] is None
+    )
 
     # The API shows them exactly as before, and the attempts the row counted.
     shown = status_view({**finished, "tables": []}).model_dump(mode="json", by_alias=True)
