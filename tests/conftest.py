@@ -30,6 +30,11 @@ from efimis_etl.settings import Settings
 FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 DEMO_SECRET = "test-demo-client-secret"
+# What an operator sets to let a scaled-out deployment read SQLite files and loopback servers (tests, demos).
+DEV_SOURCES_OPT_IN: dict[str, Any] = {
+    "allow_dev_sources": True,
+    "allowed_networks": ["127.0.0.0/8", "::1/128"],
+}
 
 
 @dataclass
@@ -102,13 +107,15 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     with fresh_database("efimis_stores") as plain:
         url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
         # Scaled out as an operator runs it: the platform and its job queue on PostgreSQL too, and
-        # the jobs run by a real `efimis-etl worker` process (started with the service).
+        # the jobs run by a real `efimis-etl worker` process (started with the service). The tests' sources
+        # are SQLite files and loopback servers, which scaled out needs the operator's explicit opt-in.
         yield embedded.model_copy(
             update={
                 "staging_url": url,
                 "production_url": url,
                 "platform_database_url": plain,
                 "secret_key": SecretStr(Fernet.generate_key().decode()),
+                **DEV_SOURCES_OPT_IN,
             }
         )
 
@@ -146,7 +153,7 @@ def _serve(tmp_path: Path, *, worker: bool = True, **overrides: Any) -> Iterator
                 worker_process.kill()
 
 
-def _environment(settings: Settings) -> dict[str, str]:
+def process_environment(settings: Settings) -> dict[str, str]:
     """The settings as the EFIMIS_ variables another process reads them from."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EFIMIS_")}
     for name, value in settings.model_dump(exclude_defaults=True).items():
@@ -165,7 +172,7 @@ def _start_worker(settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]
     log = (tmp_path / "worker.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "efimis_etl.cli", "worker", "--concurrency", "2"],
-        env=_environment(settings),
+        env=process_environment(settings),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

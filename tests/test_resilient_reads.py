@@ -3,6 +3,7 @@ reconciled with the source (through Microsoft's driver and the test SQL Server w
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -127,3 +128,60 @@ def test_an_import_whose_figures_were_not_verified_cannot_be_promoted(serve: Ser
         platform.reconciled(request_id, "Matter", {**matter["reconciliation"], "verified": False})
         refused = service.promote(request_id)
         assert refused.status_code == 409 and "not all verified" in refused.json()["error"]["message"]
+
+
+def test_a_file_that_is_not_a_database_fails_at_once(tmp_path: Path, serve: Serve) -> None:
+    # Five reconnections 30 s apart would take minutes: a permanent failure must not wait for any.
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("These are meeting notes, not a SQLite database.\n" * 200)
+    with serve(read_retries=5, retry_backoff_seconds=30) as service:
+        request_id = service.import_(f"sqlite:///{not_a_database}")
+        status = service.wait(request_id, timeout=20)
+    assert status["state"] == "Failed"
+    assert status["failure"] == {
+        "code": "source-read-failed",
+        "reason": "Reading the source failed: file is not a database (while reading the source)",
+    }
+
+
+def test_an_unknown_database_fails_at_once(serve: Serve) -> None:
+    with serve(read_retries=5, retry_backoff_seconds=30) as service:
+        missing = f"efimis_missing_{uuid.uuid4().hex[:8]}"
+        request_id = service.import_(f"postgresql://root@127.0.0.1:5432/{missing}")
+        status = service.wait(request_id, timeout=20)
+    assert status["state"] == "Failed"
+    assert status["failure"]["code"] == "database-not-found", status["failure"]
+    assert f'database "{missing}" does not exist' in status["failure"]["reason"]
+
+
+def test_a_login_refused_on_reconnecting_fails_at_once(
+    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The connection drops mid-WorkItem (transient: one reconnection is right); the server then refuses
+    # logins (permanent: the import must end there, not after the four reconnections left).
+    cut = Faults(close_after_rows=60, rows_counted_per="connection", when_sql_contains="[WorkItem]")
+    server = sql_server(demo.path, faults=cut)
+
+    def progress(table: str, _rows: int) -> None:
+        if table == "WorkItem":  # the first batch arrived; the next one is cut at row 60
+            server.set_faults(dataclasses.replace(cut, refuse_logins=True))
+
+    stores = SqliteStores(tmp_path / "staging", tmp_path / "production")
+    store = stores.create_staging(uuid.uuid4().hex)
+    caplog.set_level("WARNING", logger="efimis_etl.staging.load")
+    try:
+        with pytest.raises(SourceError) as failure:
+            load_from_source(
+                parse_connection_string(server.ado_connection_string(encrypt=False)),
+                store,
+                policy=ReadPolicy(batch_size=50, retries=5, backoff_seconds=0.05),
+                on_plan=lambda plan: None,
+                on_progress=progress,
+            )
+    finally:
+        stores.close_staging(store)
+    assert failure.value.code == "login-failed"
+    assert str(failure.value).endswith("(reconnecting to read etl.WorkItem)")
+    # One reconnection after the cut, and no second try after the refusal.
+    warnings = [r.getMessage() for r in caplog.records if r.name == "efimis_etl.staging.load"]
+    assert len(warnings) == 1 and "reconnecting in" in warnings[0], warnings

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from conftest import DEMO_SECRET, DemoSource, Serve, Service, fresh_database, token
+from conftest import DEMO_SECRET, DEV_SOURCES_OPT_IN, DemoSource, Serve, Service, fresh_database, token
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.identity import EmbeddedIssuer
 from efimis_etl.migrations import head
@@ -74,6 +74,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             staging_url=platform_url,
             production_url=platform_url,
             secret_key=Fernet.generate_key().decode(),
+            **DEV_SOURCES_OPT_IN,
         )
         env = {
             **os.environ,
@@ -83,6 +84,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "EFIMIS_STAGING_URL": platform_url,
             "EFIMIS_PRODUCTION_URL": platform_url,
             "EFIMIS_SECRET_KEY": settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
+            # The tests' sources are SQLite files and a loopback PostgreSQL: the operator's opt-in.
+            "EFIMIS_ALLOW_DEV_SOURCES": "true",
+            "EFIMIS_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
         }
         migrated = subprocess.run(
             [*CLI, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
@@ -290,6 +294,7 @@ def test_a_worker_killed_mid_import_is_retried(cluster: Cluster, api: Service, t
     status = api.wait(request_id, timeout=300)
     assert status["state"] == "Validated", status["failure"]
     assert {t["table"]: t["rowsLoaded"] for t in status["tables"]} == row_counts(source)
+    assert status["attempts"] == 2  # the status shows the retry the README promises
     assert cluster.platform("SELECT attempts FROM import_request WHERE id = %s", request_id) == [(2,)]
 
 
@@ -333,3 +338,17 @@ def test_service_refuses_a_platform_database_of_unknown_version(cluster: Cluster
         )
         assert result.returncode == 2, result.stdout + result.stderr
         assert "revision ffff9999" in result.stderr and "does not know" in result.stderr
+
+
+def test_worker_prints_what_sources_it_accepts(cluster: Cluster) -> None:
+    cluster.start_worker()
+    log = cluster.logs / "worker-0.log"
+    expected = [
+        "Sources: SQL Server at public addresses; non-public networks allowed: 127.0.0.0/8, ::1/128 "
+        "(EFIMIS_ALLOWED_NETWORKS)",
+        "Development sources: sqlite:///, postgresql:// (EFIMIS_ALLOW_DEV_SOURCES)",
+    ]
+    deadline = time.monotonic() + 60
+    while not all(line in log.read_text().splitlines() for line in expected):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -18,11 +18,20 @@ from rich.table import Table
 from efimis_etl.reference import render_html, render_markdown
 from efimis_etl.schema.tables import render_ddl
 
+if TYPE_CHECKING:
+    from efimis_etl.identity import Clients
+
 app = typer.Typer(
     help="Efimis ETL: import a firm's data from SQL Server, validate it, promote it.", no_args_is_help=True
 )
 schema_app = typer.Typer(help="The Efimis-1.0 schema: DDL and reference.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+clients_app = typer.Typer(
+    help="Clients of the built-in token issuer: one or more per firm (tenant). Changes count at once, "
+    "also in running services.",
+    no_args_is_help=True,
+)
+app.add_typer(clients_app, name="clients")
 console = Console()
 errors = Console(stderr=True)
 
@@ -43,7 +52,16 @@ def serve(
 
     _check_platform_version()
     console.print(f"Efimis ETL on http://{host}:{port} — API docs at http://{host}:{port}/docs")
+    _print_source_policy()
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def _print_source_policy() -> None:
+    """Say at start what tenants' connection strings may reach, so a too-open deployment is visible."""
+    from efimis_etl.settings import get_settings
+
+    for line in get_settings().source_policy().describe():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_platform_version() -> None:
@@ -104,8 +122,114 @@ def worker(
 
     _check_platform_version()
     install_redaction()
+    _print_source_policy()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_worker(settings, concurrency=concurrency)
+
+
+def _clients() -> Clients:
+    """The built-in issuer's clients, in the platform database the services use (EFIMIS_ settings)."""
+    from efimis_etl.identity import Clients
+    from efimis_etl.jobs.state import Platform
+    from efimis_etl.migrations import PlatformVersionError
+    from efimis_etl.settings import get_settings
+
+    settings = get_settings()
+    if settings.auth_jwks_url is not None:
+        errors.print(
+            "[red]No built-in issuer:[/] tokens come from your identity provider (EFIMIS_AUTH_JWKS_URL); "
+            "manage its clients there."
+        )
+        raise typer.Exit(2)
+    platform = Platform(settings.platform_url)
+    try:
+        if settings.scaled_out:
+            platform.check_version()  # migrating is `efimis-etl migrate`'s job there
+        else:
+            platform.migrate()  # as `serve` does on start: the first command may come before it
+    except PlatformVersionError as error:
+        errors.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    return Clients(platform.engine)
+
+
+@clients_app.command("add")
+def clients_add(
+    tenant: Annotated[str, typer.Argument(help="The firm's tenant, e.g. acme-legal.")],
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="The client id; made up from the tenant if left out.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"clientId", "clientSecret", "tenant"}.')
+    ] = False,
+) -> None:
+    """Add a client for a tenant and print its secret: the only time it is shown (stored only hashed)."""
+    from efimis_etl.identity import ClientError
+
+    try:
+        client, secret = _clients().add(tenant, client_id)
+    except ClientError as error:
+        errors.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        data = {"clientId": client.client_id, "clientSecret": secret, "tenant": client.tenant}
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    console.print(
+        f"Client {client.client_id} of tenant {client.tenant} created. Its secret is shown only now:\n"
+        f"  export EFIMIS_CLIENT_ID={client.client_id}\n  export EFIMIS_CLIENT_SECRET={secret}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@clients_app.command("list")
+def clients_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as a JSON array.")] = False,
+) -> None:
+    """Every client: id, tenant, when created and when revoked (never a secret)."""
+    clients = _clients().all()
+    if as_json:
+        rows = [
+            {
+                "clientId": c.client_id,
+                "tenant": c.tenant,
+                "createdAt": _iso(c.created_at),
+                "revokedAt": _iso(c.revoked_at),
+            }
+            for c in clients
+        ]
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("client id", "tenant", "created", "revoked")
+    for c in clients:
+        table.add_row(c.client_id, c.tenant, _iso(c.created_at), _iso(c.revoked_at) or "")
+    console.print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: Annotated[str, typer.Argument(help="The client id to revoke.")]) -> None:
+    """Revoke a client: its tokens are refused from the next request on, and it gets no new ones."""
+    from efimis_etl.identity import ClientError
+
+    try:
+        client = _clients().revoke(client_id)
+    except ClientError as error:
+        errors.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"Client {client.client_id} of tenant {client.tenant} is revoked (since {_iso(client.revoked_at)}).",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _iso(value: Any) -> str | None:
+    from efimis_etl.timestamps import iso_z
+
+    return iso_z(value) if value is not None else None
 
 
 @schema_app.command("sql")

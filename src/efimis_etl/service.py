@@ -107,11 +107,7 @@ class Service:
     def submit_import(self, caller: Caller, connection_string: str) -> str:
         try:
             source = parse_connection_string(connection_string)
-            check_source(
-                source,
-                allowed_networks=self.settings.allowed_networks,
-                allow_dev_sources=self.settings.allow_dev_sources,
-            )
+            check_source(source, self.settings.source_policy())
         except ValueError as error:  # ConnectionStringError, SourceRefused: messages hold no secret
             self._audit(caller, "import-submitted", "refused", detail=str(error))
             raise

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
+
+from efimis_etl.timestamps import iso_z
 
 IMPORT_QUEUED = "Import request queued successfully."
 PROMOTION_STARTED = "Promotion to production started."
 MAX_CONNECTION_STRING = 8192
+
+# A UTC instant, shown as ISO-8601 with `Z` and milliseconds (2024-05-01T09:30:00.123Z).
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(iso_z, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2024-05-01T09:30:00.123Z"]}),
+]
 
 
 class Out(BaseModel):
@@ -125,12 +135,16 @@ class ImportStatus(Out):
     request_id: str
     state: str
     source: str = Field(description="The source database, described without its password.")
-    created_at: str
-    updated_at: str
-    import_started_at: str | None
-    import_finished_at: str | None
-    promotion_requested_at: str | None
-    promotion_finished_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    import_started_at: Timestamp | None = Field(description="When the latest attempt started.")
+    import_finished_at: Timestamp | None
+    promotion_requested_at: Timestamp | None
+    promotion_finished_at: Timestamp | None
+    attempts: int = Field(
+        description="How many times a worker started the import: more than 1 after a worker died and the "
+        "import was started again from nothing."
+    )
     progress: Progress
     tables: list[TableProgress]
     validation: Validation | None
@@ -161,7 +175,7 @@ class FindingsPage(Out):
 
 
 class AuditEvent(Out):
-    at: str
+    at: Timestamp
     actor: str = Field(description="The client id from the token, or 'worker' for a job's outcome.")
     action: str
     request_id: str | None
@@ -217,6 +231,7 @@ def status_view(status: dict[str, Any]) -> ImportStatus:
         import_finished_at=status["import_finished_at"],
         promotion_requested_at=status["promotion_requested_at"],
         promotion_finished_at=status["promotion_finished_at"],
+        attempts=status["attempts"],
         progress=Progress(rows_expected=expected, rows_loaded=loaded, percent=percent),
         tables=tables,
         validation=Validation.model_validate(status["validation"]) if status["validation"] else None,

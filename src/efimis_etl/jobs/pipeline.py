@@ -39,11 +39,7 @@ def run_import(
         return  # already handled by an earlier delivery of this job
     try:
         try:  # again at connect time: the host's address may have changed since it was submitted
-            check_source(
-                source,
-                allowed_networks=settings.allowed_networks,
-                allow_dev_sources=settings.allow_dev_sources,
-            )
+            check_source(source, settings.source_policy())
         except SourceRefused as refused:
             raise SourceError(str(refused), code="source-refused") from None
         staging = stores.create_staging(request_id)

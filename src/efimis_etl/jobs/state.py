@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
+    Connection,
     Engine,
     Integer,
     LargeBinary,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     UnicodeText,
+    case,
     create_engine,
     delete,
     func,
@@ -34,6 +38,7 @@ from sqlalchemy import (
 from efimis_etl import migrations
 from efimis_etl.ids import new_request_id
 from efimis_etl.stores.sqlite import sqlite_engine
+from efimis_etl.timestamps import UtcDateTime, seconds_between, utc_now
 
 
 class State(enum.StrEnum):
@@ -54,6 +59,31 @@ VALIDATION_RAN = frozenset(
 )
 RUNNING = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING, State.PROMOTING})
 
+# A request in these states went through its import and on to promotion: its import ended Validated.
+PROMOTION_STATES = frozenset({State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED})
+# Upper bounds (seconds) of the job duration histogram's buckets: from a small firm to a very large one.
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
+
+
+@dataclass(frozen=True)
+class Durations:
+    """How long jobs of one kind took: how many ended within each of DURATION_BUCKETS, all, the sum."""
+
+    within: tuple[int, ...]
+    count: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    """What the platform database knows about all jobs, for the metrics: nothing per tenant or request."""
+
+    requests: dict[str, int]  # by current state
+    finished: dict[tuple[str, str], int]  # (kind, final state) → jobs
+    durations: dict[str, Durations]  # kind → durations of its finished jobs (the last attempt's)
+    rows: dict[str, tuple[int, int]]  # table → (rows read, rows loaded), over every recorded import
+
+
 METADATA = MetaData()
 IMPORT_REQUEST = Table(
     "import_request",
@@ -62,13 +92,13 @@ IMPORT_REQUEST = Table(
     Column("tenant", String(63), nullable=False, index=True),
     Column("state", String(20), nullable=False),
     Column("source", UnicodeText, nullable=False),  # a description without any secret
-    Column("created_at", String(32), nullable=False),
-    Column("updated_at", String(32), nullable=False),
-    Column("import_started_at", String(32)),
-    Column("import_finished_at", String(32)),
-    Column("promotion_requested_at", String(32)),
-    Column("promotion_started_at", String(32)),
-    Column("promotion_finished_at", String(32)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("import_started_at", UtcDateTime()),
+    Column("import_finished_at", UtcDateTime()),
+    Column("promotion_requested_at", UtcDateTime()),
+    Column("promotion_started_at", UtcDateTime()),
+    Column("promotion_finished_at", UtcDateTime()),
     Column("attempts", Integer, nullable=False, default=0),  # how many times a worker started the import
     Column("failure_code", String(60)),
     Column("failure_reason", UnicodeText),
@@ -93,7 +123,7 @@ AUDIT_EVENT = Table(
     "audit_event",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", String(32), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("tenant", String(63), nullable=False, index=True),
     Column("actor", String(100), nullable=False),  # the client id, or "worker" for job outcomes
     Column("action", String(40), nullable=False),
@@ -112,8 +142,9 @@ IMPORT_SECRET = Table(
 )
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def now() -> datetime:
+    """The time stamped on requests and audit events: timezone-aware UTC (the columns refuse naive)."""
+    return utc_now()
 
 
 def _psycopg(url: str) -> str:
@@ -315,3 +346,52 @@ class Platform:
                 )
             ).mappings()
             return [dict(r) for r in rows]
+
+    def job_figures(self) -> JobFigures:
+        """Counts of requests, job outcomes, durations and rows over the whole platform database, for
+        `GET /metrics`: the same from every API process, whichever worker ran the jobs."""
+        r = IMPORT_REQUEST
+        with self.engine.connect() as conn:
+            requests = dict(conn.execute(select(r.c.state, func.count()).group_by(r.c.state)).all())
+            imported = conn.execute(
+                select(r.c.state, func.count()).where(r.c.import_finished_at.is_not(None)).group_by(r.c.state)
+            ).all()
+            promoted = conn.execute(
+                select(r.c.state, func.count())
+                .where(r.c.promotion_finished_at.is_not(None))
+                .group_by(r.c.state)
+            ).all()
+            finished: dict[tuple[str, str], int] = {}
+            for state, count in imported:
+                outcome = State.VALIDATED.value if state in PROMOTION_STATES else state
+                finished["import", outcome] = finished.get(("import", outcome), 0) + count
+            for state, count in promoted:
+                finished["promotion", state] = count
+            durations = {
+                "import": self._durations(conn, r.c.import_started_at, r.c.import_finished_at),
+                "promotion": self._durations(conn, r.c.promotion_started_at, r.c.promotion_finished_at),
+            }
+            t = IMPORT_TABLE
+            rows = conn.execute(
+                select(t.c.name, func.sum(t.c.rows_read), func.sum(t.c.rows_loaded)).group_by(t.c.name)
+            ).all()
+        return JobFigures(
+            requests=requests,
+            finished=finished,
+            durations=durations,
+            rows={name: (int(read or 0), int(loaded or 0)) for name, read, loaded in rows},
+        )
+
+    @staticmethod
+    def _durations(conn: Connection, started: ColumnElement[Any], finished: ColumnElement[Any]) -> Durations:
+        """The buckets counted by the database itself: one row, whatever the number of requests."""
+        seconds = seconds_between(started, finished)
+        within = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS]
+        row = conn.execute(
+            select(func.count(), func.sum(seconds), *within).where(
+                started.is_not(None), finished.is_not(None)
+            )
+        ).one()
+        return Durations(
+            within=tuple(int(n or 0) for n in row[2:]), count=int(row[0]), seconds=float(row[1] or 0)
+        )

@@ -33,11 +33,12 @@ def head() -> str:
     return revision
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the platform database to `revision` (the newest by default; tests build older ones)."""
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def current(engine: Engine) -> str | None:

@@ -257,6 +257,50 @@ _SQL_SERVER_FAILURES: tuple[tuple[tuple[str, ...], str, str, str | None], ...] =
 )
 
 
+# Connection failures that the same connection string will meet again however often it is retried.
+# Timeouts, unreachable hosts and reset connections are left out: a restarting server heals them.
+PERMANENT_CONNECT_FAILURES = frozenset(
+    {
+        "login-failed",
+        "database-not-found",
+        "host-name-mismatch",
+        "certificate-not-trusted",
+        "encryption-not-supported",
+    }
+)
+# Read failures, in SQL Server's and SQLite's words, that another attempt cannot fix.
+_PERMANENT_READ_MESSAGES = (
+    "conversion failed",
+    "would be truncated",  # 2628: a value no column of that type could hold
+    "arithmetic overflow",
+    "out-of-range",
+    "permission",
+    "invalid object name",
+    "invalid column name",
+    "login failed",
+    "no such table",
+    "no such column",
+)
+# SQLSTATE classes of PostgreSQL errors that can heal: connection exceptions, operator intervention (a
+# cancelled statement: the stall limit; a server shutting down), insufficient resources, rolled back.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether retrying on a new connection is pointless: a failed login, a file that is not a database,
+    a missing table, a value no column can hold. The import then fails at once, not after every retry."""
+    if isinstance(error, SourceError):  # connecting failed; explain_connect_failure named the cause
+        return error.code in PERMANENT_CONNECT_FAILURES
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+        return True  # "file is not a database", "database disk image is malformed": the file, not the link
+    import psycopg
+
+    if isinstance(error, psycopg.Error) and error.sqlstate:
+        return error.sqlstate[:2] not in _TRANSIENT_SQLSTATE_CLASSES
+    lowered = str(error).lower()
+    return any(words in lowered for words in _PERMANENT_READ_MESSAGES)
+
+
 def explain_read_failure(source: Source, error: BaseException) -> SourceError:
     """A failure while reading: a known cause (lost connection, query timeout) named, else the driver's
     words. The code is always `source-read-failed`."""
@@ -305,4 +349,11 @@ def explain_connect_failure(source: Source, error: BaseException) -> SourceError
                 )
                 return SourceError(f"{message} (driver: {detail})", code=code)
         return SourceError(f"Could not connect to SQL Server at {server}: {detail}", code="connect-failed")
-    return SourceError(f"Could not open the source {source.describe()}: {detail}", code="connect-failed")
+    lowered = detail.lower()
+    if "authentication failed" in lowered or "no pg_hba.conf entry" in lowered:
+        code = "login-failed"
+    elif "database" in lowered and "does not exist" in lowered:
+        code = "database-not-found"
+    else:
+        code = "connect-failed"
+    return SourceError(f"Could not open the source {source.describe()}: {detail}", code=code)

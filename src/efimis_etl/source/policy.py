@@ -2,17 +2,18 @@
 
 Without a policy, `Server=169.254.169.254` (cloud metadata), `Server=10.0.0.5,22` or `Server=localhost`
 would let any caller probe or reach the operator's own network from inside it. So a source host must
-resolve only to public addresses, or to networks the operator allows (the embedded default allows
-loopback, so the demo works); development sources (SQLite files, PostgreSQL URLs) are accepted only when
-the operator enables them. The check runs when the import is submitted and again when its job connects.
+resolve only to public addresses, or to networks the operator allows; development sources (SQLite files,
+PostgreSQL URLs) are accepted only when the operator enables them. `Settings.source_policy()` decides the
+defaults: loopback and development sources on the embedded default (so the demo works), nothing when
+scaled out. The check runs when the import is submitted and again when its job connects.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
 
+from efimis_etl.settings import SourcePolicy
 from efimis_etl.source.connstr import Source, SqlAlchemySource, SqlServerSource
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -37,13 +38,13 @@ def _addresses(host: str, port: int) -> list[IPAddress]:
     return sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
 
 
-def check_source(source: Source, *, allowed_networks: Iterable[str], allow_dev_sources: bool) -> None:
+def check_source(source: Source, policy: SourcePolicy) -> None:
     """Raise SourceRefused unless the source is somewhere this service may connect to."""
     if isinstance(source, SqlAlchemySource):
-        if not allow_dev_sources:
+        if not policy.allow_dev_sources:
             raise SourceRefused(
                 "Development sources (sqlite://, postgresql://) are disabled on this service: give a SQL Server "
-                "connection string."
+                "connection string (an operator enables them with EFIMIS_ALLOW_DEV_SOURCES=true)."
             )
         if source.url.get_backend_name() == "sqlite":
             return  # a local file: the operator enabled development sources on purpose
@@ -51,7 +52,7 @@ def check_source(source: Source, *, allowed_networks: Iterable[str], allow_dev_s
     else:
         assert isinstance(source, SqlServerSource)
         host, port = source.host, source.port or 1433
-    networks = [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
+    networks = [ipaddress.ip_network(n, strict=False) for n in policy.allowed_networks]
     for resolved in _addresses(host, port):
         # ::ffff:169.254.169.254 is 169.254.169.254: judge the IPv4 address an IPv4-mapped one carries.
         mapped = getattr(resolved, "ipv4_mapped", None)

@@ -14,7 +14,7 @@ from typing import Any
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import ENTITIES, Entity
 from efimis_etl.settings import ReadPolicy
-from efimis_etl.source.connect import SourceConnection, explain_read_failure, open_source
+from efimis_etl.source.connect import SourceConnection, explain_read_failure, is_permanent, open_source
 from efimis_etl.source.connstr import Source
 from efimis_etl.source.extract import (
     Position,
@@ -34,18 +34,6 @@ log = logging.getLogger(__name__)
 PlanCallback = Callable[[list[tuple[str, int]]], None]
 ProgressCallback = Callable[[str, int], None]
 ReconciledCallback = Callable[[str, dict[str, Any]], None]
-
-# Failures that another attempt cannot fix: retrying would only delay the message.
-_PERMANENT = (
-    "conversion failed",
-    "would be truncated",  # 2628: a value no column of that type could hold
-    "arithmetic overflow",
-    "out-of-range",
-    "permission",
-    "invalid object name",
-    "invalid column name",
-    "login failed",
-)
 
 
 def load_from_source(
@@ -145,7 +133,7 @@ class _Reader:
         """Give up (raise) when the failure is permanent or the budget is spent; else wait and reconnect."""
         self.close()
         explained = explain_read_failure(self.source, error)
-        if any(p in str(error).lower() for p in _PERMANENT) or self.retries_left <= 0:
+        if is_permanent(error) or self.retries_left <= 0:
             tried = self.policy.retries - self.retries_left
             raise SourceError(
                 f"{explained.message} (while reading {where}"
@@ -163,14 +151,18 @@ class _Reader:
                 self.connection()
                 return
             except SourceError as failed:
-                if self.retries_left <= 0:
+                if is_permanent(failed) or self.retries_left <= 0:
                     raise SourceError(
                         f"{failed.message} (reconnecting to read {where})", code=failed.code
                     ) from None
                 self.retries_left -= 1
-                time.sleep(
-                    min(self.policy.backoff_seconds * 2 ** (self.policy.retries - self.retries_left), 30.0)
+                delay = min(
+                    self.policy.backoff_seconds * 2 ** (self.policy.retries - self.retries_left), 30.0
                 )
+                log.warning(
+                    "reconnecting to read %s failed (%s); trying again in %.1f s", where, failed, delay
+                )
+                time.sleep(delay)
 
     def close(self) -> None:
         if self._connection is not None:
