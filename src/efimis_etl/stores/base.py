@@ -154,8 +154,12 @@ class TenantStores(Protocol):
         """Every production row by table, ImportId in binary order (checksums, tests)."""
         ...
 
-    def drop_expired_staging(self, now: datetime) -> list[str]:
-        """Delete the staging stores created more than the retention before `now`; their request ids."""
+    def drop_expired_staging(self, now: datetime, *, in_use: Callable[[str], bool]) -> list[str]:
+        """Delete the staging stores created more than the retention before `now`; their request ids.
+
+        A store knows no request states, so the caller says which stores an unfinished import still needs:
+        `in_use(request_id)` is asked for each expired store just before it would be dropped (as late as
+        possible, so a promotion requested meanwhile is seen), and a store in use is kept, however old."""
         ...
 
     def dispose(self) -> None: ...

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from efimis_etl.errors import Rejected
@@ -246,24 +247,33 @@ class SqliteStores:
 
     # Retention.
 
-    def drop_expired_staging(self, now: dt.datetime) -> list[str]:
+    def drop_expired_staging(self, now: dt.datetime, *, in_use: Callable[[str], bool]) -> list[str]:
         cutoff = now - self.retention
         dropped = []
         for path in sorted(self.staging_dir.glob("*.sqlite")):
             request_id = path.stem
-            if not is_request_id(request_id) or self._created(path) > cutoff:
+            if not is_request_id(request_id):
+                continue
+            created = self._created(path)
+            if created is None or created > cutoff or in_use(request_id):
                 continue
             self.discard_staging(request_id)
             dropped.append(request_id)
         return dropped
 
     @staticmethod
-    def _created(path: Path) -> dt.datetime:
-        """When the staging store was created (its `_Meta` row; the file's time for older stores)."""
-        with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.connect() as conn:
-            created = conn.execute(select(META.c.CreatedAt)).scalar() if _has_meta(conn) else None
-        if created is None:
-            return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    def _created(path: Path) -> dt.datetime | None:
+        """When the staging store was created (its `_Meta` row; the file's time for older stores); None if
+        it was deleted meanwhile (a job that failed discards its own)."""
+        try:
+            with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.connect() as conn:
+                created = conn.execute(select(META.c.CreatedAt)).scalar() if _has_meta(conn) else None
+            if created is None:
+                return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        except (OperationalError, FileNotFoundError):
+            if path.exists():
+                raise
+            return None
         return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
 
     def dispose(self) -> None:
