@@ -285,6 +285,20 @@ class PostgresStores:
                 rows[entity.name] = [tuple(r) for r in placed.execute(query)]
             return rows
 
+    @contextmanager
+    def production_snapshot(self, tenant: str) -> Iterator[Connection | None]:
+        schema = tenant_schema(tenant)
+        with self.production_engine.connect() as conn:
+            # One REPEATABLE READ, READ ONLY transaction: every table from the same snapshot. Its reads take
+            # ACCESS SHARE locks only, which promotions' INSERT and UPDATE never wait for; and unlike
+            # `_ensure_production`, it neither creates the tenant's schema nor takes the promotion lock.
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                if not schema_exists(conn, schema):
+                    yield None
+                    return
+                yield conn.execution_options(schema_translate_map={None: schema})
+
     # Retention.
 
     def drop_expired_staging(self, now: datetime, *, in_use: Callable[[str], bool]) -> list[str]:

@@ -137,21 +137,11 @@ class SqliteStaging:
 
 
 class SqliteStores:
-    """Staging stores under `staging_dir`, production stores under `production_dir`. With
-    `production_readonly` (the pre-flight), production stores are only ever read: never created,
-    written or locked."""
+    """Staging stores under `staging_dir`, production stores under `production_dir`."""
 
-    def __init__(
-        self,
-        staging_dir: Path,
-        production_dir: Path,
-        *,
-        retention_hours: float = 168,
-        production_readonly: bool = False,
-    ) -> None:
+    def __init__(self, staging_dir: Path, production_dir: Path, *, retention_hours: float = 168) -> None:
         self.staging_dir, self.production_dir = staging_dir, production_dir
         self.retention = dt.timedelta(hours=retention_hours)
-        self.production_readonly = production_readonly
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteStores:
@@ -166,12 +156,9 @@ class SqliteStores:
 
     def _production(self, tenant: str) -> Path:
         path = self.production_dir / f"{tenant}.sqlite"
-        if not self.production_readonly:
-            with _disposing(sqlite_engine(path)) as engine, engine.begin() as conn:
-                PRODUCTION.create_all(conn)
-                PROMOTION_LOG.create(conn, checkfirst=True)
-        elif not path.exists():
-            raise FileNotFoundError(f"production store {path} does not exist")
+        with _disposing(sqlite_engine(path)) as engine, engine.begin() as conn:
+            PRODUCTION.create_all(conn)
+            PROMOTION_LOG.create(conn, checkfirst=True)
         return path
 
     # Staging.
@@ -244,6 +231,17 @@ class SqliteStores:
                 e.name: [tuple(r) for r in conn.execute(select(PRODUCTION.tables[e.name]).order_by("ImportId"))]
                 for e in ENTITIES
             }
+
+    @contextmanager
+    def production_snapshot(self, tenant: str) -> Iterator[Connection | None]:
+        path = self.production_dir / f"{tenant}.sqlite"
+        if not path.exists():
+            yield None
+            return
+        # Read-only, in one deferred transaction: in WAL mode a reader keeps its snapshot and neither
+        # waits for a promotion's write lock nor holds one up.
+        with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.begin() as conn:
+            yield conn
 
     # Retention.
 
