@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from efimis_etl.api.app import create_app
 from efimis_etl.demo import Planted, write_demo_source
+from efimis_etl.jobs.retention import Clock
 from efimis_etl.settings import Settings
 
 FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
@@ -121,7 +122,9 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 
 
 @contextmanager
-def _serve(tmp_path: Path, *, worker: bool = True, **overrides: Any) -> Iterator[Service]:
+def _serve(
+    tmp_path: Path, *, worker: bool = True, clock: Clock | None = None, **overrides: Any
+) -> Iterator[Service]:
     """The real app served by uvicorn on a loopback port, driven over HTTP with the demo client's token."""
     settings = overrides.pop("settings", None) or Settings(
         data_dir=tmp_path / "var", batch_size=50, demo_client_secret=DEMO_SECRET, **overrides
@@ -129,7 +132,7 @@ def _serve(tmp_path: Path, *, worker: bool = True, **overrides: Any) -> Iterator
     # Scaled out, a real worker process runs the jobs (unless the test starts and kills its own).
     worker_process = _start_worker(settings, tmp_path) if settings.scaled_out and worker else None
     port = _free_port()
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -195,6 +198,7 @@ def serve(tmp_path: Path) -> Serve:
 
         with serve(read_retries=0) as service: ...         # embedded default, with Settings overrides
         with serve(settings=mine, worker=False) as service: ...   # these settings; no worker process
+        with serve(clock=clock) as service: ...            # the retention goes by this clock (support.ManualClock)
 
     The app is served by uvicorn on a loopback port (data under the test's tmp_path/var) and driven over
     HTTP with the demo client's token. Scaled out, a real `efimis-etl worker` process runs the jobs unless

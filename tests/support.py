@@ -7,16 +7,20 @@ staging plus validating a source through the stages' public functions (`stage_an
 * `hold_table(url, table)` locks one table of such a source for as long as its `with` block lasts: an
   import that reads it waits, observably (`Held.waiting()` counts the connections waiting for it), and
   carries on when the block ends. Tests use it to keep an import reliably running.
+* `ManualClock` is a `jobs.retention.Clock` the test moves on (`advance`); `waits` counts the times the
+  service's retention timer went to sleep on it, so a test sees a sweep end (`sweep_after_advance`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,3 +133,38 @@ def stage_and_validate(
     """`stage`, then validate as the import job does: (request id, validation summary)."""
     request_id = stage(stores, source_url)
     return request_id, validate(stores, request_id, tenant, first=1000)
+
+
+class ManualClock:
+    """A `jobs.retention.Clock` whose time moves only when the test says (`advance`)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._changed = threading.Condition()
+        self.waits = 0  # how many times a timer has gone to sleep on this clock
+
+    def now(self) -> datetime:
+        with self._changed:
+            return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        with self._changed:
+            self._now += delta
+            self._changed.notify_all()
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        with self._changed:
+            self.waits += 1
+            self._changed.notify_all()
+            deadline = self._now + timedelta(seconds=seconds)
+            # `stop` is an Event of its own, so it is polled; the clock's moves wake the wait at once.
+            while self._now < deadline and not stop.is_set():
+                self._changed.wait(0.05)
+            return stop.is_set()
+
+    def sweep_after_advance(self, delta: timedelta) -> None:
+        """Once the timer sleeps, move the clock on by `delta` and return when the timer has run its sweep
+        and gone back to sleep."""
+        sleeping = until(lambda: self.waits, "the retention timer to wait on the clock")
+        self.advance(delta)
+        until(lambda: self.waits > sleeping, "the retention timer's sweep after the clock moved on")

@@ -391,7 +391,7 @@ def test_an_interrupted_import_is_failed_on_restart(tmp_path: Path) -> None:
         status = service.status(Caller("default", "test"), request_id)
         assert status["state"] == "Failed" and status["failure_code"] == "interrupted"
     finally:
-        service.queue.stop()
+        service.stop()
     assert _files_outside(tmp_path, settings.data_dir) == before
 
 

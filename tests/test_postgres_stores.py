@@ -399,17 +399,26 @@ def test_retention_drops_only_expired_staging_schemas_and_their_side_copies(
         )
     not_ours = _rows(staging_url, 'SELECT * FROM "staging_not-ours"."_Meta"')
 
-    assert sorted(stores.drop_expired_staging(now)) == sorted([old, promoted_old])
+    # Promoted again now (in use): its staging schema and its side copy are kept, however old.
+    assert stores.drop_expired_staging(now, in_use=lambda request_id: request_id == promoted_old) == [old]
+    assert stores.staging_exists(promoted_old)
+    assert _sides(production_url) == [(side_schema(promoted_old),)]
+    assert stores.drop_expired_staging(now, in_use=_finished) == [promoted_old]
     assert [stores.staging_exists(r) for r in (old, fresh, promoted_old)] == [False, True, False]
-    with psycopg.connect(production_url) as connection:
-        sides = connection.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'promote%'"
-        ).fetchall()
-    assert sides == []
+    assert _sides(production_url) == []
     assert stores.production_rows(TENANT) == production  # production stays, row for row
     assert _rows(staging_url, 'SELECT * FROM "staging_not-ours"."_Meta"') == not_ours
-    assert stores.drop_expired_staging(now) == []
-    assert stores.drop_expired_staging(now + timedelta(hours=2)) == [fresh]
+    assert stores.drop_expired_staging(now, in_use=_finished) == []
+    assert stores.drop_expired_staging(now + timedelta(hours=2), in_use=_finished) == [fresh]
+
+
+def _sides(production_url: str) -> list[tuple[Any, ...]]:
+    return _rows(production_url, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'promote%'")
+
+
+def _finished(_request_id: str) -> bool:
+    """`in_use` for stores whose imports have all finished (no import of these tests is running)."""
+    return False
 
 
 def _rows(url: str, query: str) -> list[tuple[Any, ...]]:

@@ -14,6 +14,7 @@ import pytest
 from conftest import DemoSource
 from efimis_etl.demo import row_counts
 from efimis_etl.jobs.distributed import build_app
+from efimis_etl.jobs.state import Platform
 from efimis_etl.preflight import preflight
 from efimis_etl.promotion.promote import promote
 from efimis_etl.settings import Settings
@@ -43,6 +44,7 @@ def test_the_periodic_retention_task_drops_staging_exactly_when_the_retention_ha
     tmp_path: Path, pg_url: str, demo: DemoSource
 ) -> None:
     settings = _settings(tmp_path, pg_url, staging_retention_hours=24)
+    Platform(settings.platform_url).migrate()  # the task asks the platform which imports have finished
     stores = make_stores(settings)
     request_id = stage(stores, demo.url)
     created = datetime.now(UTC)
@@ -58,8 +60,10 @@ def test_sqlite_staging_stores_expire_like_postgresql_ones(tmp_path: Path, demo:
     stores = make_stores(_settings(tmp_path, staging_retention_hours=24))
     request_id = stage(stores, demo.url)
     created = datetime.now(UTC)
-    assert stores.drop_expired_staging(created + timedelta(hours=23)) == []
-    assert stores.drop_expired_staging(created + timedelta(hours=24, minutes=5)) == [request_id]
+    assert stores.drop_expired_staging(created + timedelta(hours=23), in_use=lambda _: False) == []
+    later = created + timedelta(hours=24, minutes=5)
+    assert stores.drop_expired_staging(later, in_use=lambda r: r == request_id) == []  # still running
+    assert stores.drop_expired_staging(later, in_use=lambda _: False) == [request_id]
     assert not stores.staging_exists(request_id)
 
 

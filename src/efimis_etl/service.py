@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 from efimis_etl.errors import EtlError
 from efimis_etl.ids import is_request_id
 from efimis_etl.jobs.queue import DistributedQueue, InProcessQueue, JobQueue
+from efimis_etl.jobs.retention import Clock, RetentionTimer, SystemClock, drop_expired_staging
 from efimis_etl.jobs.state import PROMOTABLE, VALIDATION_RAN, Platform, State, now
 from efimis_etl.promotion.promote import id_map
 from efimis_etl.settings import Settings
@@ -53,10 +53,16 @@ class Service:
     platform: Platform
     stores: TenantStores
     queue: JobQueue
+    clock: Clock = field(default_factory=SystemClock)
+    retention: RetentionTimer | None = None  # the embedded default's periodic retention sweep
 
     @classmethod
-    def start(cls, settings: Settings) -> Service:
-        """The embedded default (SQLite, in-process worker), or the API of a scaled-out deployment."""
+    def start(cls, settings: Settings, *, clock: Clock | None = None) -> Service:
+        """The embedded default (SQLite, in-process worker), or the API of a scaled-out deployment.
+
+        `clock` is the time the embedded default's retention goes by (tests move it on); the real time by
+        default. Scaled out, the workers' periodic task keeps procrastinate's time instead."""
+        clock = clock or SystemClock()
         if settings.scaled_out:
             platform = Platform(settings.platform_url)
             platform.check_version()  # migrations are an explicit step there: `efimis-etl migrate`
@@ -66,19 +72,26 @@ class Service:
             platform = Platform(settings.platform_url)
             platform.migrate()
             stores = make_stores(settings)
-            service = cls(settings, platform, stores, InProcessQueue(settings, platform, stores))
+            service = cls(settings, platform, stores, InProcessQueue(settings, platform, stores), clock)
             service.recover()  # only here: scaled out, the workers' heartbeats decide what died
+            # Scaled out, the procrastinate periodic task `efimis.drop-expired-staging` does this instead.
+            service.retention = RetentionTimer(platform, stores, clock)
+            service.retention.start()
         service.queue.start()
         return service
 
     # Kept for callers that name the embedded default explicitly.
     embedded = start
 
+    def stop(self) -> None:
+        """Stop the retention timer, then the job queue."""
+        if self.retention is not None:
+            self.retention.stop()
+        self.queue.stop()
+
     def recover(self) -> None:
-        """Close out requests whose jobs died with a previous process, and drop staging stores past their
-        retention (scaled out, a periodic job does that)."""
-        for request_id in self.stores.drop_expired_staging(datetime.now(UTC)):
-            log.info("dropped expired staging store %s", request_id)
+        """Close out requests whose jobs died with a previous process, then drop the staging stores of
+        finished imports past their retention (the closed-out ones have finished now)."""
         for request in self.platform.interrupted():
             if request["state"] == State.PROMOTING:
                 # A promotion is one transaction: it either committed or left production unchanged,
@@ -103,6 +116,7 @@ class Service:
                     import_finished_at=now(),
                 )
                 self.stores.discard_staging(request["id"])
+        drop_expired_staging(self.platform, self.stores, self.clock.now())
 
     def submit_import(self, caller: Caller, connection_string: str) -> str:
         try:
@@ -189,8 +203,9 @@ class Service:
     def _staging_kept(self, request_id: str) -> None:
         if not self.stores.staging_exists(request_id):
             raise Gone(
-                f"The staging data of import {request_id} has been deleted (retention: "
-                f"{self.settings.staging_retention_hours:g} h); its findings and id map are no longer available."
+                f"The staging data of import {request_id} has been deleted: a finished import's staging data "
+                f"is kept for EFIMIS_STAGING_RETENTION_HOURS ({self.settings.staging_retention_hours:g} h, the "
+                "retention). Its findings and id map are no longer available; import it again to see them."
             )
 
     def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:

@@ -43,8 +43,9 @@ How it answers:
 Fault injection (`Faults`, changeable while running): refuse every login (error 18401), never answer
 PRELOGIN (a hung server: the client's login timeout fires), refuse an unknown database with 4060 alone
 (not as SQL Server does), stall before each result (the driver's query timeout then cancels with an
-ATTENTION, which is acknowledged), and drop the connection once N rows have been sent, counted per
-connection or per query, optionally only for batches whose SQL contains a given text.
+ATTENTION, which is acknowledged), drop the connection once N rows have been sent, counted per
+connection or per query, stall or drop once mid-result in the first query returning more than N rows,
+optionally only for batches whose SQL contains a given text.
 
 Running it: `TdsServer` is the threaded server (one thread per connection, so a stalled connection
 blocks no other; `stop()` closes every socket and joins every thread). `TdsServerProcess` runs it in a
@@ -102,10 +103,19 @@ class Faults:
     * `close_after_rows`: once this many rows have been sent, send what is buffered and close the socket
       mid-result (no DONE). Rows are counted over the whole connection (`rows_counted_per="connection"`,
       so INFORMATION_SCHEMA rows count too) or afresh for each query (`"query"`).
-    * `stall_seconds`: wait this long before answering a batch. An ATTENTION from the client (its query
-      timeout) ends the wait and is acknowledged, as SQL Server does; stopping the server ends it too.
-    * `when_sql_contains`: if set, stalls and row counting apply only to batches whose SQL contains this
-      text (case-insensitive), e.g. "[WorkItem]" to let the schema checks through.
+    * `stall_seconds`: wait this long before answering a batch (or, with `stall_after_rows`, once,
+      mid-result). An ATTENTION from the client (its query timeout) ends the wait and is acknowledged, as
+      SQL Server does; stopping the server ends it too.
+    * `stall_after_rows`: stall once instead of before every batch: the first query that returns more
+      than this many rows sends them, then waits `stall_seconds` before the rest (a server that hangs
+      mid-table, with the client holding part of a result). Later queries are answered at once.
+    * `drop_after_rows`: once, the first query that returns more than this many rows sends them, then the
+      connection is closed mid-result (one lost connection; the client's reconnection is served normally).
+    * `when_sql_contains`: if set, stalls, drops and row counting apply only to batches whose SQL contains
+      this text (case-insensitive), e.g. "[WorkItem]" to let the schema checks through.
+
+    The one-time faults (`stall_after_rows`, `drop_after_rows`) fire once per server, counted again from
+    each `set_faults`.
     """
 
     refuse_logins: bool = False
@@ -114,6 +124,8 @@ class Faults:
     close_after_rows: int | None = None
     rows_counted_per: Literal["connection", "query"] = "connection"
     stall_seconds: float = 0.0
+    stall_after_rows: int | None = None
+    drop_after_rows: int | None = None
     when_sql_contains: str | None = None
 
     def applies_to(self, sql: str) -> bool:
@@ -506,7 +518,8 @@ class _Session:
         self.server.batches.append(sql)
         faults = self.server.faults
         applies = faults.applies_to(sql)
-        if applies and faults.stall_seconds > 0 and self._stall(faults.stall_seconds):
+        stall_first = faults.stall_seconds > 0 and faults.stall_after_rows is None
+        if applies and stall_first and self._stall(faults.stall_seconds):
             return
         assert self.backend is not None
         out = _Response(self.channel)
@@ -514,7 +527,6 @@ class _Session:
             trees = self.backend.parse(sql)
             if not trees:
                 out.write(tds.done())
-            rows_this_query = 0
             for i, tree in enumerate(trees):
                 more = tds.DONE_MORE if i < len(trees) - 1 else 0
                 result = self.backend.execute(tree)
@@ -524,19 +536,8 @@ class _Session:
                     out.write(tds.done(more))
                     continue
                 out.write(tds.col_metadata(result.columns))
-                for values in result.rows:
-                    out.write(tds.row(values))
-                    if applies and faults.close_after_rows is not None:
-                        self.rows_sent += 1
-                        rows_this_query += 1
-                        counted = (
-                            self.rows_sent if faults.rows_counted_per == "connection" else rows_this_query
-                        )
-                        if counted >= faults.close_after_rows:
-                            log.info("connection %s: closing after %s rows (fault)", self.spid, counted)
-                            out.flush_partial()
-                            self.channel.close()
-                            raise _Closed
+                if not self._send_rows(out, result.rows, faults if applies else None):
+                    return  # cancelled by the client while stalled mid-result; acknowledged
                 out.write(tds.done(more | tds.DONE_COUNT, command=tds.CMD_SELECT, rows=len(result.rows)))
         except SqlFailure as failure:
             # Nothing of the failed statement was written (it is encoded whole first); earlier
@@ -544,6 +545,48 @@ class _Session:
             out.write(tds.message(failure.number, failure.message, severity=failure.severity))
             out.write(tds.done(tds.DONE_ERROR))
         out.finish()
+
+    def _send_rows(self, out: _Response, rows: list[list[bytes | None]], faults: Faults | None) -> bool:
+        """Write a result's rows, with the faults that apply to this batch (None: none do). False when the
+        client cancelled (ATTENTION) during a mid-result stall: the acknowledgement ended the reply."""
+        stall_at = drop_at = None
+        if faults is not None:
+            # One-time faults are claimed only by a query long enough to be cut by them.
+            stall_at = self.server.claim_once("stall", faults.stall_after_rows, len(rows))
+            drop_at = self.server.claim_once("drop", faults.drop_after_rows, len(rows))
+        for index, values in enumerate(rows):
+            if index == drop_at:
+                log.warning("connection %s: closing the connection after %s rows (fault)", self.spid, index)
+                out.flush_partial()
+                self.channel.close()
+                raise _Closed
+            if index == stall_at:
+                assert faults is not None
+                # What is sent so far reaches the client: it holds part of the result while the rest waits.
+                out.flush_partial()
+                log.warning(
+                    "connection %s: stalling %g s after %s rows (fault)",
+                    self.spid,
+                    faults.stall_seconds,
+                    index,
+                )
+                if self._stall(faults.stall_seconds):
+                    return False
+            out.write(tds.row(values))
+            if faults is not None and faults.close_after_rows is not None:
+                self._count_row_for_close(out, faults, index + 1)
+        return True
+
+    def _count_row_for_close(self, out: _Response, faults: Faults, rows_this_query: int) -> None:
+        """`Faults.close_after_rows`: close the connection once the count is reached."""
+        assert faults.close_after_rows is not None
+        self.rows_sent += 1
+        counted = self.rows_sent if faults.rows_counted_per == "connection" else rows_this_query
+        if counted >= faults.close_after_rows:
+            log.info("connection %s: closing after %s rows (fault)", self.spid, counted)
+            out.flush_partial()
+            self.channel.close()
+            raise _Closed
 
     def _stall(self, seconds: float) -> bool:
         """Wait before answering; True if the client cancelled (ATTENTION), which is then acknowledged."""
@@ -768,6 +811,7 @@ class TdsServer(_ConnectionStrings):
         self.browser_port = browser_port
         self.browser: SqlBrowser | None = None
         self.faults = faults or Faults()
+        self._claimed: set[str] = set()  # the one-time faults that have fired
         self.batches: list[str] = []
         self._requested_port = port
         self._listener: socket.socket | None = None
@@ -786,7 +830,20 @@ class TdsServer(_ConnectionStrings):
         return int(self._listener.getsockname()[1])
 
     def set_faults(self, faults: Faults) -> None:
-        self.faults = faults
+        with self._lock:
+            self.faults = faults
+            self._claimed.clear()  # new faults: their one-time faults may fire again
+
+    def claim_once(self, kind: str, after_rows: int | None, rows: int) -> int | None:
+        """Where a one-time fault (`Faults.stall_after_rows`, `drop_after_rows`) cuts a result of `rows` rows:
+        `after_rows` for the first result longer than that, claimed for good (across connections); else None."""
+        if after_rows is None or rows <= after_rows:
+            return None
+        with self._lock:
+            if kind in self._claimed:
+                return None
+            self._claimed.add(kind)
+        return after_rows
 
     def start(self) -> TdsServer:
         if self.tls:

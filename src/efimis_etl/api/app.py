@@ -14,12 +14,14 @@ from efimis_etl.api.errors import install_error_handlers
 from efimis_etl.api.metrics import install_metrics
 from efimis_etl.api.routes import audit, health, imports, oauth, schema
 from efimis_etl.identity import EmbeddedIssuer, TokenVerifier
+from efimis_etl.jobs.retention import Clock
 from efimis_etl.logs import install_redaction
 from efimis_etl.service import Service
 from efimis_etl.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The app; `clock` is the time the embedded default's retention goes by (the real time unless given)."""
     settings = settings or get_settings()
     install_redaction()
     app = FastAPI(
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = clock
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     install_error_handlers(app)
     # In this order OpenAPI lists the paths.
@@ -42,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Run the service (and, on the embedded default, the token issuer) while the app serves."""
     settings: Settings = app.state.settings
-    service = Service.start(settings)
+    service = Service.start(settings, clock=app.state.clock)
     issuer = _embedded_issuer(settings, service) if settings.auth_jwks_url is None else None
     app.state.service = service
     app.state.issuer = issuer
@@ -50,7 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        service.queue.stop()
+        service.stop()
 
 
 def _embedded_issuer(settings: Settings, service: Service) -> EmbeddedIssuer:

@@ -13,6 +13,7 @@ from functools import cached_property
 
 import procrastinate
 
+from efimis_etl.jobs import retention
 from efimis_etl.jobs.pipeline import run_promotion, run_queued_import
 from efimis_etl.jobs.state import Platform, State
 from efimis_etl.settings import Settings
@@ -31,7 +32,7 @@ def _conninfo(url: str) -> str:
 
 class Context:
     """What the tasks work with, opened on first use: a worker checks the platform database's version
-    before its first job, and housekeeping that needs only the stores never opens the platform."""
+    before the first job that needs the platform."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -48,13 +49,11 @@ class Context:
 
 
 def drop_expired_staging(context: Context, timestamp: int) -> list[str]:
-    """The periodic retention job: drop the staging stores that were older than the retention at
-    `timestamp` (procrastinate's scheduled time, seconds since the epoch)."""
+    """The periodic retention job: drop the staging stores of finished imports that were older than the
+    retention at `timestamp` (procrastinate's scheduled time, seconds since the epoch). It reads the
+    platform too: only the requests' states say which stores an unfinished import still needs."""
     now = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    dropped = context.stores.drop_expired_staging(now)
-    for request_id in dropped:
-        log.info("dropped expired staging store %s", request_id)
-    return dropped
+    return retention.drop_expired_staging(context.platform, context.stores, now)
 
 
 def build_app(settings: Settings) -> procrastinate.App:

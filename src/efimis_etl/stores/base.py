@@ -144,8 +144,18 @@ class TenantStores(Protocol):
         """Every production row by table, ImportId in binary order (checksums, tests)."""
         ...
 
-    def drop_expired_staging(self, now: datetime) -> list[str]:
-        """Delete the staging stores created more than the retention before `now`; their request ids."""
+    def production_snapshot(self, tenant: str) -> AbstractContextManager[Connection | None]:
+        """A read-only connection in one snapshot of the tenant's production store, its tables (`PRODUCTION`)
+        unqualified; None when the tenant has no production store yet. It creates nothing, writes nothing,
+        and takes no lock a promotion would wait for (the pre-flight reads production through it)."""
+        ...
+
+    def drop_expired_staging(self, now: datetime, *, in_use: Callable[[str], bool]) -> list[str]:
+        """Delete the staging stores created more than the retention before `now`; their request ids.
+
+        A store knows no request states, so the caller says which stores an unfinished import still needs:
+        `in_use(request_id)` is asked for each expired store just before it would be dropped (as late as
+        possible, so a promotion requested meanwhile is seen), and a store in use is kept, however old."""
         ...
 
     def dispose(self) -> None: ...

@@ -35,13 +35,14 @@ Promotion
     on the production server) and dropped with the staging schema (`discard_staging`, retention).
 
 Retention
-    `drop_expired_staging(now)` drops every staging schema whose `_Meta.CreatedAt` is older than
-    `staging_retention_hours`, and its side schema (and any side schema older than that).
+    `drop_expired_staging(now, in_use=...)` drops every staging schema whose `_Meta.CreatedAt` is older
+    than `staging_retention_hours`, and its side schema (and any side schema older than that), unless the
+    caller says the import still needs it (`in_use`: Queued, Importing, Validating, Promoting).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -284,22 +285,37 @@ class PostgresStores:
                 rows[entity.name] = [tuple(r) for r in placed.execute(query)]
             return rows
 
+    @contextmanager
+    def production_snapshot(self, tenant: str) -> Iterator[Connection | None]:
+        schema = tenant_schema(tenant)
+        with self.production_engine.connect() as conn:
+            # One REPEATABLE READ, READ ONLY transaction: every table from the same snapshot. Its reads take
+            # ACCESS SHARE locks only, which promotions' INSERT and UPDATE never wait for; and unlike
+            # `_ensure_production`, it neither creates the tenant's schema nor takes the promotion lock.
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                if not schema_exists(conn, schema):
+                    yield None
+                    return
+                yield conn.execution_options(schema_translate_map={None: schema})
+
     # Retention.
 
-    def drop_expired_staging(self, now: datetime) -> list[str]:
+    def drop_expired_staging(self, now: datetime, *, in_use: Callable[[str], bool]) -> list[str]:
         """Drop the staging schemas created more than `staging_retention_hours` before `now` (and their
-        side schemas on the production server); return the request ids whose staging was dropped."""
+        side schemas on the production server), except those `in_use` names; return the request ids whose
+        staging was dropped."""
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         cutoff = now - timedelta(hours=self.settings.staging_retention_hours)
-        dropped = self._drop_expired(self.staging_engine, STAGING_PREFIX, cutoff)
+        dropped = self._drop_expired(self.staging_engine, STAGING_PREFIX, cutoff, in_use)
         if not self.same_server:
-            self._drop_expired(self.production_engine, SIDE_PREFIX, cutoff, also=set(dropped))
+            self._drop_expired(self.production_engine, SIDE_PREFIX, cutoff, in_use, also=set(dropped))
         return dropped
 
     @staticmethod
     def _drop_expired(
-        engine: Engine, prefix: str, cutoff: datetime, also: set[str] | None = None
+        engine: Engine, prefix: str, cutoff: datetime, in_use: Callable[[str], bool], also: set[str] | None = None
     ) -> list[str]:
         dropped: list[str] = []
         with engine.connect() as conn:
@@ -317,7 +333,10 @@ class PostgresStores:
                 if has_meta is None:
                     continue
                 created = placed.execute(select(META.c.CreatedAt)).scalar()
-                if (created is not None and created <= cutoff) or request_id in (also or set()):
+                expired = (created is not None and created <= cutoff) or request_id in (also or set())
+                # Asked last, under the schema's lock: a side schema of a promotion retried today may be
+                # older than the retention, and its promotion still needs it.
+                if expired and not in_use(request_id):
                     conn.exec_driver_sql(f"DROP SCHEMA {quote(schema)} CASCADE")
                     dropped.append(request_id)
         return dropped

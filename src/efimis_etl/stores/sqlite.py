@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from efimis_etl.errors import Rejected
@@ -137,21 +138,11 @@ class SqliteStaging:
 
 
 class SqliteStores:
-    """Staging stores under `staging_dir`, production stores under `production_dir`. With
-    `production_readonly` (the pre-flight), production stores are only ever read: never created,
-    written or locked."""
+    """Staging stores under `staging_dir`, production stores under `production_dir`."""
 
-    def __init__(
-        self,
-        staging_dir: Path,
-        production_dir: Path,
-        *,
-        retention_hours: float = 168,
-        production_readonly: bool = False,
-    ) -> None:
+    def __init__(self, staging_dir: Path, production_dir: Path, *, retention_hours: float = 168) -> None:
         self.staging_dir, self.production_dir = staging_dir, production_dir
         self.retention = dt.timedelta(hours=retention_hours)
-        self.production_readonly = production_readonly
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteStores:
@@ -166,12 +157,9 @@ class SqliteStores:
 
     def _production(self, tenant: str) -> Path:
         path = self.production_dir / f"{tenant}.sqlite"
-        if not self.production_readonly:
-            with _disposing(sqlite_engine(path)) as engine, engine.begin() as conn:
-                PRODUCTION.create_all(conn)
-                PROMOTION_LOG.create(conn, checkfirst=True)
-        elif not path.exists():
-            raise FileNotFoundError(f"production store {path} does not exist")
+        with _disposing(sqlite_engine(path)) as engine, engine.begin() as conn:
+            PRODUCTION.create_all(conn)
+            PROMOTION_LOG.create(conn, checkfirst=True)
         return path
 
     # Staging.
@@ -245,26 +233,46 @@ class SqliteStores:
                 for e in ENTITIES
             }
 
+    @contextmanager
+    def production_snapshot(self, tenant: str) -> Iterator[Connection | None]:
+        path = self.production_dir / f"{tenant}.sqlite"
+        if not path.exists():
+            yield None
+            return
+        # Read-only, in one deferred transaction: in WAL mode a reader keeps its snapshot and neither
+        # waits for a promotion's write lock nor holds one up.
+        with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.begin() as conn:
+            yield conn
+
     # Retention.
 
-    def drop_expired_staging(self, now: dt.datetime) -> list[str]:
+    def drop_expired_staging(self, now: dt.datetime, *, in_use: Callable[[str], bool]) -> list[str]:
         cutoff = now - self.retention
         dropped = []
         for path in sorted(self.staging_dir.glob("*.sqlite")):
             request_id = path.stem
-            if not is_request_id(request_id) or self._created(path) > cutoff:
+            if not is_request_id(request_id):
+                continue
+            created = self._created(path)
+            if created is None or created > cutoff or in_use(request_id):
                 continue
             self.discard_staging(request_id)
             dropped.append(request_id)
         return dropped
 
     @staticmethod
-    def _created(path: Path) -> dt.datetime:
-        """When the staging store was created (its `_Meta` row; the file's time for older stores)."""
-        with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.connect() as conn:
-            created = conn.execute(select(META.c.CreatedAt)).scalar() if _has_meta(conn) else None
-        if created is None:
-            return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    def _created(path: Path) -> dt.datetime | None:
+        """When the staging store was created (its `_Meta` row; the file's time for older stores); None if
+        it was deleted meanwhile (a job that failed discards its own)."""
+        try:
+            with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.connect() as conn:
+                created = conn.execute(select(META.c.CreatedAt)).scalar() if _has_meta(conn) else None
+            if created is None:
+                return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        except (OperationalError, FileNotFoundError):
+            if path.exists():
+                raise
+            return None
         return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
 
     def dispose(self) -> None:
