@@ -1,7 +1,7 @@
 """The platform's own records of import requests: state, timestamps, per-table progress, outcomes.
 
-Connection strings are never stored here (only a description without the password): on the embedded
-default the in-process queue holds the secret in memory until the import has run.
+Connection strings are never stored here on the embedded default (only a description without the
+password): the service holds the secret in memory and hands it to the job's child process through a pipe.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class State(enum.StrEnum):
     PROMOTING = "Promoting"
     PROMOTED = "Promoted"
     PROMOTION_FAILED = "PromotionFailed"
+    CANCELLED = "Cancelled"
 
 
 PROMOTABLE = frozenset({State.VALIDATED, State.PROMOTED, State.PROMOTION_FAILED})
@@ -53,6 +54,8 @@ VALIDATION_RAN = frozenset(
     {State.VALIDATED, State.VALIDATION_FAILED, State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED}
 )
 RUNNING = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING, State.PROMOTING})
+# A promotion is one transaction that finishes or rolls back on its own: only an import can be cancelled.
+CANCELLABLE = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING})
 
 METADATA = MetaData()
 IMPORT_REQUEST = Table(
@@ -221,6 +224,21 @@ class Platform:
                 .values(updated_at=now(), **fields)
             )
 
+    def mark_stopped(self, request_id: str) -> bool:
+        """Record that a cancelled import's job has stopped and its staging store is gone (its
+        `import_finished_at`); False if that was recorded already or the request is not Cancelled."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(IMPORT_REQUEST)
+                .where(
+                    IMPORT_REQUEST.c.id == request_id,
+                    IMPORT_REQUEST.c.state == State.CANCELLED,
+                    IMPORT_REQUEST.c.import_finished_at.is_(None),
+                )
+                .values(updated_at=now(), import_finished_at=now())
+            )
+            return result.rowcount == 1
+
     def plan_tables(self, request_id: str, expected: list[tuple[str, int]]) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -307,11 +325,16 @@ class Platform:
         return bool(tables) and all((t["reconciliation"] or {}).get("verified") is True for t in tables)
 
     def interrupted(self) -> list[dict[str, Any]]:
-        """Requests a previous process left running: their jobs died with it."""
+        """Requests a previous process left running, or cancelled before their job had stopped: their
+        jobs died with it."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(IMPORT_REQUEST.c.id, IMPORT_REQUEST.c.state).where(
+                select(IMPORT_REQUEST.c.id, IMPORT_REQUEST.c.tenant, IMPORT_REQUEST.c.state).where(
                     IMPORT_REQUEST.c.state.in_([s.value for s in RUNNING])
+                    | (
+                        (IMPORT_REQUEST.c.state == State.CANCELLED)
+                        & IMPORT_REQUEST.c.import_finished_at.is_(None)
+                    )
                 )
             ).mappings()
             return [dict(r) for r in rows]
