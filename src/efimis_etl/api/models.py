@@ -136,6 +136,11 @@ class ImportStatus(Out):
     validation: Validation | None
     promotion: Promotion | None
     failure: Failure | None
+    worker_pid: int | None = Field(
+        None,
+        description="The process running this request's job right now (embedded default; null when no job "
+        "runs, and scaled out), for operators.",
+    )
 
 
 class IdMapEntry(Out):
@@ -222,4 +227,5 @@ def status_view(status: dict[str, Any]) -> ImportStatus:
         validation=Validation.model_validate(status["validation"]) if status["validation"] else None,
         promotion=Promotion.model_validate(status["promotion"]) if status["promotion"] else None,
         failure=failure,
+        worker_pid=status.get("worker_pid"),
     )
