@@ -26,7 +26,7 @@ from efimis_etl.api.app import create_app
 from efimis_etl.demo import Planted, write_demo_source
 from efimis_etl.settings import Settings
 
-FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
+FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed", "Cancelled"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 DEMO_SECRET = "test-demo-client-secret"
 
