@@ -65,9 +65,17 @@ class _ToSupervisor(logging.Handler):
             self.handleError(record)
 
 
-def run_job(settings: Settings, job: Job, stop: StopSignal, logs: LogPipe) -> None:
+def run_job(
+    settings: Settings, job: Job, stop: StopSignal, logs: LogPipe, environment: dict[str, str]
+) -> None:
     """The child process's entry point. Exit code 0: the job recorded its own outcome (or found that
-    another had); anything else tells the supervisor to record that the job died."""
+    another had); anything else tells the supervisor to record that the job died.
+
+    `environment` is the service's environment when the job started: the forkserver this process was
+    forked from kept the one of its own start, and drivers read theirs at connect time (Microsoft's, for
+    one, finds the certificate authorities it trusts through SSL_CERT_FILE)."""
+    os.environ.clear()
+    os.environ.update(environment)
     install_redaction()
     root = logging.getLogger()
     root.handlers[:] = [_ToSupervisor(logs)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
@@ -186,7 +187,7 @@ class ChildProcessQueue:
             logs_ours, logs_theirs = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=run_job,
-                args=(self.settings, job, stop_theirs, logs_theirs),
+                args=(self.settings, job, stop_theirs, logs_theirs, dict(os.environ)),
                 name=f"efimis-{job.kind}-{job.request_id}",
                 daemon=True,  # stopped with the service, whatever way it stops
             )
