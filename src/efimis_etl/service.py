@@ -175,12 +175,8 @@ class Service:
         return self.status(caller, request_id)
 
     def status(self, caller: Caller, request_id: str) -> dict[str, Any]:
-        request = self._request(caller, request_id)
-        return {
-            **request,
-            "tables": self.platform.tables(request_id),
-            "worker_pid": self.queue.worker_pid(request_id),
-        }
+        request = self._request(caller, request_id, with_tables=True)
+        return {**request, "worker_pid": self.queue.worker_pid(request_id)}
 
     def id_map(
         self, caller: Caller, request_id: str, *, offset: int, limit: int
@@ -225,10 +221,11 @@ class Service:
                 f"{self.settings.staging_retention_hours:g} h); its findings and id map are no longer available."
             )
 
-    def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:
+    def _request(self, caller: Caller, request_id: str, *, with_tables: bool = False) -> dict[str, Any]:
         # Another tenant's request is indistinguishable from one that does not exist; so is anything that
         # is not a request id at all (and it never reaches the database).
-        request = self.platform.get(request_id, caller.tenant) if is_request_id(request_id) else None
+        load = self.platform.status if with_tables else self.platform.get
+        request = load(request_id, caller.tenant) if is_request_id(request_id) else None
         if request is None:
             raise NotFound(f"No import request {request_id!r}.")
         return request

@@ -195,6 +195,28 @@ class Platform:
             )
             return dict(row) if row else None
 
+    def status(self, request_id: str, tenant: str) -> dict[str, Any] | None:
+        """The request with its tables (`"tables"`), read on one connection: the status is asked for
+        often, and opening a SQLite connection costs as much as both queries."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(IMPORT_REQUEST).where(
+                        IMPORT_REQUEST.c.id == request_id, IMPORT_REQUEST.c.tenant == tenant
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            tables = conn.execute(
+                select(IMPORT_TABLE)
+                .where(IMPORT_TABLE.c.request_id == request_id)
+                .order_by(IMPORT_TABLE.c.position)
+            ).mappings()
+            return {**row, "tables": [dict(t) for t in tables]}
+
     def tables(self, request_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
