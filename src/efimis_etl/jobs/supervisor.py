@@ -40,6 +40,7 @@ from efimis_etl.jobs.pipeline import (
 )
 from efimis_etl.jobs.state import CANCELLABLE, Platform, State
 from efimis_etl.settings import Settings
+from efimis_etl.source.connstr import redact
 from efimis_etl.stores import TenantStores
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ _HINTS = {
 class _Child:
     job: Job
     process: BaseProcess
+    pid: int  # kept: the process object cannot say once it is closed
     stop: Connection  # closing it tells the child to stop (so does this process dying)
     logs: Connection  # the child's log records
     logs_open: bool = True
@@ -115,7 +117,7 @@ class ChildProcessQueue:
         """The process id of the child running the request's job now, if any."""
         # Without the lock (a dict read is atomic): every status request asks, and must never wait.
         child = self._running.get(request_id)
-        return child.process.pid if child is not None else None
+        return child.pid if child is not None else None
 
     def start(self) -> None:
         if self._thread is None:
@@ -150,19 +152,28 @@ class ChildProcessQueue:
             with self._lock:
                 if self._stopping:
                     break
-                self._dispatch()
-                children = list(self._running.values())
-                timeout = self._next_deadline()
-            logs = [c.logs for c in children if c.logs_open]
-            ready = wait([self._wake_reader, *logs, *(c.process.sentinel for c in children)], timeout)
-            if self._wake_reader in ready:
-                self._drain_wakeups()
-            for child in children:
-                if child.logs in ready:
-                    self._relay_logs(child)
-            self._reap()
-            self._enforce_cancellations()
+            try:
+                self._supervise_once()
+            except Exception:  # jobs would wait forever without this thread: log, pause, go on
+                log.exception("the job supervisor failed; it carries on")
+                time.sleep(1)
         self._shut_down()
+
+    def _supervise_once(self) -> None:
+        """Start what may start, then wait until a child ends, logs, or a deadline or a wake-up comes."""
+        with self._lock:
+            self._dispatch()
+            children = list(self._running.values())
+            timeout = self._next_deadline()
+        logs = [c.logs for c in children if c.logs_open]
+        ready = wait([self._wake_reader, *logs, *(c.process.sentinel for c in children)], timeout)
+        if self._wake_reader in ready:
+            self._drain_wakeups()
+        for child in children:
+            if child.logs in ready:
+                self._relay_logs(child)
+        self._reap()
+        self._enforce_cancellations()
 
     def _relay_logs(self, child: _Child) -> None:
         """Log the records the child has sent (already redacted there) as if they were this process's."""
@@ -193,16 +204,18 @@ class ChildProcessQueue:
             )
             try:
                 process.start()
-            except OSError as error:
+            except Exception as error:  # no process, so no job: say so rather than leave it Queued
                 log.error("cannot start a worker process for %s %s: %s", job.kind, job.request_id, error)
                 stop_ours.close()
                 logs_ours.close()
-                self._settle_later(job, "interrupted", _reason(job, f"could not be started ({error})"))
+                what = f"could not be started ({type(error).__name__}: {redact(str(error))})"
+                self._settle_later(job, "worker-not-started", _reason(job, what))
                 continue
             finally:
                 stop_theirs.close()  # the child has its own copies now
                 logs_theirs.close()
-            self._running[job.request_id] = _Child(job, process, stop_ours, logs_ours)
+            assert process.pid is not None  # started
+            self._running[job.request_id] = _Child(job, process, process.pid, stop_ours, logs_ours)
             log.info("%s %s runs in worker process %s", job.kind, job.request_id, process.pid)
 
     def _next_job(self) -> Job | None:
