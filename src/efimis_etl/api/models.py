@@ -123,7 +123,10 @@ class Failure(Out):
 
 class ImportStatus(Out):
     request_id: str
-    state: str
+    state: str = Field(
+        description="Queued, Importing, Validating, then Validated, ValidationFailed or Failed (or Cancelled); "
+        "then Promoting, Promoted or PromotionFailed."
+    )
     source: str = Field(description="The source database, described without its password.")
     created_at: str
     updated_at: str

@@ -68,9 +68,10 @@ class _Child:
 
 
 def _context() -> ForkServerContext:
-    """The forkserver preloads the job code once; each child is then a fork of that clean process."""
+    """The forkserver preloads the job code once; each child is then a fork of that clean process.
+    `__main__` stays in the list (Python's default): each child would import the main module otherwise."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["efimis_etl.jobs.child"])
+    context.set_forkserver_preload(["__main__", "efimis_etl.jobs.child"])
     return context
 
 
