@@ -149,8 +149,13 @@ def test_a_child_killed_mid_import_fails_it_and_the_service_keeps_serving(
         assert service.wait(service.import_(demo.url))["state"] == "Validated"
 
 
-def _production_write_locked(path: Path) -> bool:
-    """Whether a transaction holds the production store's write lock (the promotion's, here)."""
+def _mid_transaction(path: Path) -> bool:
+    """Whether a write transaction on the SQLite store is under way and has written pages: the write lock
+    is held and the write-ahead log is not empty (a committed transaction would have released the lock;
+    the promotion's brief table check before it writes nothing)."""
+    wal = path.with_name(path.name + "-wal")
+    if not wal.exists() or wal.stat().st_size == 0:
+        return False
     with sqlite3.connect(path, timeout=0, isolation_level=None) as probe:
         try:
             probe.execute("BEGIN IMMEDIATE")
@@ -174,9 +179,11 @@ def test_a_child_killed_mid_promotion_leaves_production_unchanged(tmp_path: Path
 
         request_id = service.import_(f"sqlite:///{big}")
         assert service.wait(request_id, timeout=300)["state"] == "Validated"
+        wal = production.with_name(production.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0  # so pages there are the promotion's
         assert service.promote(request_id).status_code == 202
         pid = _until(lambda: service.status(request_id)["workerPid"], "the promotion's worker process")
-        _until(lambda: _production_write_locked(production), "the promotion's transaction", timeout=120)
+        _until(lambda: _mid_transaction(production), "the promotion's transaction", timeout=120)
         os.kill(pid, signal.SIGKILL)
         status = service.wait(request_id, timeout=30)
         assert status["state"] == "PromotionFailed", status
