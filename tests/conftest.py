@@ -28,7 +28,7 @@ from efimis_etl.demo import Planted, write_demo_source
 from efimis_etl.jobs.retention import Clock
 from efimis_etl.settings import Settings
 
-FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
+FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed", "Cancelled"}
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
 DEMO_SECRET = "test-demo-client-secret"
 # What an operator sets to let a scaled-out deployment read SQLite files and loopback servers (tests, demos).

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from conftest import DEMO_SECRET, DemoSource, Service
+import tds_fixtures
+from conftest import DEMO_SECRET, DemoSource, Service, _serve
+from efimis_devtools.tds_server import Faults
 from efimis_etl.demo import row_counts
 from efimis_etl.schema.tables import render_ddl
 
 CLI = [sys.executable, "-m", "efimis_etl.cli"]
+sql_server = tds_fixtures.sql_server
 
 
 def run(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -77,3 +81,25 @@ def test_cli_reports_http_errors_and_an_unreachable_service(service: Service) ->
     assert bad.returncode == 1 and "Bogus" in bad.stderr and "hunter22" not in bad.stderr + bad.stdout
     down = run("status", "x", url="http://127.0.0.1:9")
     assert down.returncode == 2 and "Cannot reach the service" in down.stderr
+
+
+def test_cancel_wait_returns_once_the_job_has_stopped(
+    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+) -> None:
+    # The source stalls for a minute in the middle of WorkItem: only stopping the job's process ends it.
+    server = sql_server(demo.path, faults=Faults(stall_seconds=60, when_sql_contains="TOP 51 etl.[WorkItem]"))
+    with _serve(tmp_path) as service:
+        request_id = service.import_(server.ado_connection_string(encrypt=False))
+        deadline = time.monotonic() + 60
+        while service.status(request_id)["state"] != "Importing":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        cancelled = run("cancel", request_id, "--wait", url=service.url)
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        assert f"{request_id} Cancelled: its job is stopping." in cancelled.stdout
+        assert "its job has stopped; its staging data is deleted." in cancelled.stdout
+        assert service.status(request_id)["importFinishedAt"] and not service.staging_exists(request_id)
+        again = run("cancel", request_id, url=service.url)
+        assert again.returncode == 1 and "409" in again.stderr and "is Cancelled" in again.stderr
+        status = run("status", request_id, url=service.url)
+        assert status.returncode == 1 and "Cancelled" in status.stdout

@@ -352,3 +352,56 @@ def test_worker_prints_what_sources_it_accepts(cluster: Cluster) -> None:
     while not all(line in log.read_text().splitlines() for line in expected):
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.05)
+
+
+def test_cancel_reaches_the_procrastinate_job_queued_or_running(
+    cluster: Cluster, api: Service, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.db"
+    write_demo_source(source, scale=300)
+
+    def job_status(request_id: str) -> list[tuple[Any, ...]]:
+        return cluster.platform(
+            "SELECT status FROM procrastinate_jobs WHERE queueing_lock = %s", f"import:{request_id}"
+        )
+
+    # No worker yet: the job is cancelled in the queue, its secret deleted, and nothing ever runs it.
+    queued = api.import_(f"sqlite:///{source}")
+    response = api.client.post(f"/etl/import/{queued}/cancel")
+    assert response.status_code == 202 and response.json()["state"] == "Cancelled"
+    assert response.json()["importFinishedAt"] is not None
+    assert job_status(queued) == [("cancelled",)]
+    assert cluster.platform("SELECT count(*) FROM import_secret WHERE request_id = %s", queued) == [(0,)]
+
+    # Running: the worker aborts it between two batches, drops its staging schema, and goes on.
+    cluster.start_worker()
+    running = api.import_(f"sqlite:///{source}")
+    deadline = time.monotonic() + 120
+    while not any(t["rowsLoaded"] for t in api.status(running)["tables"]):
+        assert time.monotonic() < deadline and api.status(running)["state"] in ("Queued", "Importing")
+        time.sleep(0.02)
+    started = time.monotonic()
+    response = api.client.post(f"/etl/import/{running}/cancel")
+    assert response.status_code == 202 and response.json()["state"] == "Cancelled"
+    while not (status := api.status(running))["importFinishedAt"]:
+        assert time.monotonic() - started < 30, "the worker did not stop the cancelled import"
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    print(f"\nscaled out: cancel of a running import stopped after {elapsed:.2f} s")
+    assert elapsed < 5
+    assert status["state"] == "Cancelled" and status["failure"] is None
+    assert status["progress"]["rowsLoaded"] < status["progress"]["rowsExpected"]  # it stopped mid-way
+    assert not api.staging_exists(running)
+    deadline = time.monotonic() + 30
+    while job_status(running) != [("aborted",)]:  # procrastinate records the job's end just after
+        assert time.monotonic() < deadline, job_status(running)
+        time.sleep(0.02)
+    events = [
+        (e["actor"], e["action"], e["outcome"])
+        for e in api.client.get("/etl/audit").json()["items"]
+        if e["requestId"] == running
+    ]
+    assert ("demo", "import-cancelled", "cancelled") in events
+    assert ("worker", "import-finished", "Cancelled") in events
+    assert api.status(queued)["state"] == "Cancelled"  # the worker never ran the cancelled job
+    assert api.wait(api.import_(f"sqlite:///{source}"), timeout=300)["state"] == "Validated"

@@ -28,6 +28,7 @@ def _endpoints(request_id: str) -> list[tuple[str, str, dict[str, object] | None
         ("GET", f"/etl/import/{request_id}/id-map", None),
         ("GET", f"/etl/import/{request_id}/findings", None),
         ("GET", f"/etl/import/{request_id}/findings.csv", None),
+        ("POST", f"/etl/import/{request_id}/cancel", None),
     ]
 
 

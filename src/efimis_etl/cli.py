@@ -37,7 +37,7 @@ errors = Console(stderr=True)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 UrlOption = Annotated[str, typer.Option("--url", envvar="EFIMIS_URL", help="The service's base URL.")]
-FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed"}
+FINAL = {"Validated", "ValidationFailed", "Failed", "Promoted", "PromotionFailed", "Cancelled"}
 
 
 @app.command()
@@ -419,6 +419,27 @@ def promote(
         _finish(url, _follow(url, request_id))
 
 
+@app.command()
+def cancel(
+    request_id: Annotated[str, typer.Argument(help="The requestId of a Queued, Importing or Validating import.")],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until its job has stopped and its staging data is deleted.")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Cancel an import that has not finished (a promotion cannot be cancelled: it is one transaction)."""
+    data = _call(url, "POST", f"/etl/import/{request_id}/cancel")
+    console.print(f"[bold]{request_id}[/] {data['state']}: its job is stopping.")
+    if not wait:
+        return
+    interval = float(os.environ.get("EFIMIS_POLL_SECONDS", "0.5"))
+    # The service sets importFinishedAt once the job has stopped and the staging data is deleted.
+    while not data["importFinishedAt"]:
+        time.sleep(interval)
+        data = _call(url, "GET", f"/etl/import-status/{request_id}")
+    console.print(f"[bold]{request_id}[/] {data['state']}: its job has stopped; its staging data is deleted.")
+
+
 def _follow(url: str, request_id: str) -> dict[str, Any]:
     tasks: dict[str, TaskID] = {}
     interval = float(os.environ.get("EFIMIS_POLL_SECONDS", "0.5"))
@@ -451,7 +472,7 @@ def _finish(url: str, data: dict[str, Any]) -> None:
 
 
 def _exit_code(data: dict[str, Any]) -> None:
-    if data["state"] in {"ValidationFailed", "Failed", "PromotionFailed"}:
+    if data["state"] in {"ValidationFailed", "Failed", "PromotionFailed", "Cancelled"}:
         raise typer.Exit(1)
 
 

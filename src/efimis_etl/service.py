@@ -9,9 +9,16 @@ from typing import Any
 
 from efimis_etl.errors import EtlError
 from efimis_etl.ids import is_request_id
-from efimis_etl.jobs.queue import DistributedQueue, InProcessQueue, JobQueue
+from efimis_etl.jobs.pipeline import (
+    INTERRUPTED_IMPORT,
+    INTERRUPTED_PROMOTION,
+    abandon_import,
+    abandon_promotion,
+    settle_cancelled,
+)
+from efimis_etl.jobs.queue import ChildProcessQueue, DistributedQueue, JobQueue
 from efimis_etl.jobs.retention import Clock, RetentionTimer, SystemClock, drop_expired_staging
-from efimis_etl.jobs.state import PROMOTABLE, VALIDATION_RAN, Platform, State, now
+from efimis_etl.jobs.state import CANCELLABLE, PROMOTABLE, VALIDATION_RAN, Platform, State, now
 from efimis_etl.promotion.promote import id_map
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
@@ -58,7 +65,7 @@ class Service:
 
     @classmethod
     def start(cls, settings: Settings, *, clock: Clock | None = None) -> Service:
-        """The embedded default (SQLite, in-process worker), or the API of a scaled-out deployment.
+        """The embedded default (SQLite, jobs in child processes), or the API of a scaled-out deployment.
 
         `clock` is the time the embedded default's retention goes by (tests move it on); the real time by
         default. Scaled out, the workers' periodic task keeps procrastinate's time instead."""
@@ -66,13 +73,14 @@ class Service:
         if settings.scaled_out:
             platform = Platform(settings.platform_url)
             platform.check_version()  # migrations are an explicit step there: `efimis-etl migrate`
-            service = cls(settings, platform, make_stores(settings), DistributedQueue(settings, platform))
+            stores = make_stores(settings)
+            service = cls(settings, platform, stores, DistributedQueue(settings, platform, stores))
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             platform = Platform(settings.platform_url)
             platform.migrate()
             stores = make_stores(settings)
-            service = cls(settings, platform, stores, InProcessQueue(settings, platform, stores), clock)
+            service = cls(settings, platform, stores, ChildProcessQueue(settings, platform, stores), clock)
             service.recover()  # only here: scaled out, the workers' heartbeats decide what died
             # Scaled out, the procrastinate periodic task `efimis.drop-expired-staging` does this instead.
             service.retention = RetentionTimer(platform, stores, clock)
@@ -93,29 +101,24 @@ class Service:
         """Close out requests whose jobs died with a previous process, then drop the staging stores of
         finished imports past their retention (the closed-out ones have finished now)."""
         for request in self.platform.interrupted():
+            request_id, tenant = request["id"], request["tenant"]
             if request["state"] == State.PROMOTING:
                 # A promotion is one transaction: it either committed or left production unchanged,
                 # and promoting again is idempotent, so the user can simply retry.
-                self.platform.transition(
-                    request["id"],
-                    [State.PROMOTING],
-                    State.PROMOTION_FAILED,
-                    failure_code="interrupted",
-                    failure_reason="The service stopped during the promotion. Production is either fully "
-                    "promoted or unchanged; promote again to finish it.",
-                    promotion_finished_at=now(),
+                abandon_promotion(
+                    self.platform, request_id, tenant, code="interrupted", reason=INTERRUPTED_PROMOTION
                 )
+            elif request["state"] == State.CANCELLED:  # its job died before it had cleaned up
+                settle_cancelled(self.platform, self.stores, request_id, tenant)
             else:
-                self.platform.transition(
-                    request["id"],
-                    [State.QUEUED, State.IMPORTING, State.VALIDATING],
-                    State.FAILED,
-                    failure_code="interrupted",
-                    failure_reason="The service stopped before this import finished; nothing was kept. "
-                    "Submit the import again.",
-                    import_finished_at=now(),
+                abandon_import(
+                    self.platform,
+                    self.stores,
+                    request_id,
+                    tenant,
+                    code="interrupted",
+                    reason=INTERRUPTED_IMPORT,
                 )
-                self.stores.discard_staging(request["id"])
         drop_expired_staging(self.platform, self.stores, self.clock.now())
 
     def submit_import(self, caller: Caller, connection_string: str) -> str:
@@ -160,9 +163,30 @@ class Service:
         self.queue.enqueue_promotion(request_id, tenant)
         return request_id
 
-    def status(self, caller: Caller, request_id: str) -> dict[str, Any]:
+    def cancel(self, caller: Caller, request_id: str) -> dict[str, Any]:
+        """Cancel a Queued, Importing or Validating import: Cancelled at once, then its job is stopped (it
+        records `import_finished_at` once it has stopped and its staging store is gone)."""
         request = self._request(caller, request_id)
-        return {**request, "tables": self.platform.tables(request_id)}
+        if not self.platform.transition(request_id, CANCELLABLE, State.CANCELLED):
+            current = self._request(caller, request_id)["state"]
+            self._audit(caller, "import-cancelled", "refused", request_id=request_id, detail=current)
+            raise Conflict(
+                f"Import {request_id} is {current}; only a Queued, Importing or Validating import can be "
+                "cancelled."
+                + (
+                    " A promotion is one transaction: it finishes or rolls back on its own."
+                    if current == State.PROMOTING
+                    else ""
+                )
+            )
+        self._audit(caller, "import-cancelled", "cancelled", request_id=request_id, detail=request["state"])
+        log.info("import %s cancelled by %s (was %s)", request_id, caller.client_id, request["state"])
+        self.queue.cancel(request_id, request["tenant"])
+        return self.status(caller, request_id)
+
+    def status(self, caller: Caller, request_id: str) -> dict[str, Any]:
+        request = self._request(caller, request_id, with_tables=True)
+        return {**request, "worker_pid": self.queue.worker_pid(request_id)}
 
     def id_map(
         self, caller: Caller, request_id: str, *, offset: int, limit: int
@@ -208,10 +232,11 @@ class Service:
                 "retention). Its findings and id map are no longer available; import it again to see them."
             )
 
-    def _request(self, caller: Caller, request_id: str) -> dict[str, Any]:
+    def _request(self, caller: Caller, request_id: str, *, with_tables: bool = False) -> dict[str, Any]:
         # Another tenant's request is indistinguishable from one that does not exist; so is anything that
         # is not a request id at all (and it never reaches the database).
-        request = self.platform.get(request_id, caller.tenant) if is_request_id(request_id) else None
+        load = self.platform.status if with_tables else self.platform.get
+        request = load(request_id, caller.tenant) if is_request_id(request_id) else None
         if request is None:
             raise NotFound(f"No import request {request_id!r}.")
         return request

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         300, ge=1, description="A batch that takes longer is cancelled and retried (a Command Timeout wins)."
     )
     findings_in_status: int = Field(20, ge=0, le=1000, description="Findings shown in the status.")
+    workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Embedded default: jobs (imports with their validation, promotions) run at once, each in "
+        "a child process of the service. Scaled out, `efimis-etl worker --concurrency` says this instead.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 

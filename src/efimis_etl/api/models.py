@@ -133,7 +133,10 @@ class Failure(Out):
 
 class ImportStatus(Out):
     request_id: str
-    state: str
+    state: str = Field(
+        description="Queued, Importing, Validating, then Validated, ValidationFailed or Failed (or Cancelled); "
+        "then Promoting, Promoted or PromotionFailed."
+    )
     source: str = Field(description="The source database, described without its password.")
     created_at: Timestamp
     updated_at: Timestamp
@@ -150,6 +153,11 @@ class ImportStatus(Out):
     validation: Validation | None
     promotion: Promotion | None
     failure: Failure | None
+    worker_pid: int | None = Field(
+        None,
+        description="The process running this request's job right now (embedded default; null when no job "
+        "runs, and scaled out), for operators.",
+    )
 
 
 class IdMapEntry(Out):
@@ -237,4 +245,5 @@ def status_view(status: dict[str, Any]) -> ImportStatus:
         validation=Validation.model_validate(status["validation"]) if status["validation"] else None,
         promotion=Promotion.model_validate(status["promotion"]) if status["promotion"] else None,
         failure=failure,
+        worker_pid=status.get("worker_pid"),
     )

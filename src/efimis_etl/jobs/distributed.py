@@ -12,6 +12,7 @@ import logging
 from functools import cached_property
 
 import procrastinate
+from procrastinate.exceptions import JobAborted
 
 from efimis_etl.jobs import retention
 from efimis_etl.jobs.pipeline import run_promotion, run_queued_import
@@ -24,6 +25,11 @@ log = logging.getLogger(__name__)
 QUEUE = "efimis"
 HEARTBEAT_SECONDS = 2.0
 STALLED_AFTER_SECONDS = 10.0
+
+
+def import_lock(request_id: str) -> str:
+    """The import job's queueing lock: one per request, and how `cancel` finds the request's job."""
+    return f"import:{request_id}"
 
 
 def _conninfo(url: str) -> str:
@@ -64,9 +70,19 @@ def build_app(settings: Settings) -> procrastinate.App:
         connector=procrastinate.PsycopgConnector(conninfo=_conninfo(settings.platform_database_url))
     )
 
-    @app.task(name="efimis.import", queue=QUEUE, pass_context=False)
-    def import_task(request_id: str, tenant: str) -> None:
-        run_queued_import(context.settings, context.platform, context.stores, request_id, tenant)
+    @app.task(name="efimis.import", queue=QUEUE, pass_context=True)
+    def import_task(job: procrastinate.JobContext, request_id: str, tenant: str) -> None:
+        # Between batches the import asks whether the job should abort: `cancel` requested it.
+        outcome = run_queued_import(
+            context.settings,
+            context.platform,
+            context.stores,
+            request_id,
+            tenant,
+            should_stop=job.should_abort,
+        )
+        if outcome is State.CANCELLED and job.should_abort():
+            raise JobAborted(f"import {request_id} was cancelled")  # the job's status says so: aborted
 
     @app.task(name="efimis.promote", queue=QUEUE, pass_context=False)
     def promote_task(request_id: str, tenant: str) -> None:
@@ -134,4 +150,12 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
     asyncio.run(main())
 
 
-__all__ = ["QUEUE", "Context", "apply_queue_schema", "build_app", "drop_expired_staging", "run_worker"]
+__all__ = [
+    "QUEUE",
+    "Context",
+    "apply_queue_schema",
+    "build_app",
+    "drop_expired_staging",
+    "import_lock",
+    "run_worker",
+]

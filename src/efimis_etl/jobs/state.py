@@ -1,7 +1,7 @@
 """The platform's own records of import requests: state, timestamps, per-table progress, outcomes.
 
-Connection strings are never stored here (only a description without the password): on the embedded
-default the in-process queue holds the secret in memory until the import has run.
+Connection strings are never stored here on the embedded default (only a description without the
+password): the service holds the secret in memory and hands it to the job's child process through a pipe.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class State(enum.StrEnum):
     PROMOTING = "Promoting"
     PROMOTED = "Promoted"
     PROMOTION_FAILED = "PromotionFailed"
+    CANCELLED = "Cancelled"
 
 
 PROMOTABLE = frozenset({State.VALIDATED, State.PROMOTED, State.PROMOTION_FAILED})
@@ -58,6 +59,8 @@ VALIDATION_RAN = frozenset(
     {State.VALIDATED, State.VALIDATION_FAILED, State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED}
 )
 RUNNING = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING, State.PROMOTING})
+# A promotion is one transaction that finishes or rolls back on its own: only an import can be cancelled.
+CANCELLABLE = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING})
 
 # A request in these states went through its import and on to promotion: its import ended Validated.
 PROMOTION_STATES = frozenset({State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED})
@@ -223,6 +226,28 @@ class Platform:
             )
             return dict(row) if row else None
 
+    def status(self, request_id: str, tenant: str) -> dict[str, Any] | None:
+        """The request with its tables (`"tables"`), read on one connection: the status is asked for
+        often, and opening a SQLite connection costs as much as both queries."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(IMPORT_REQUEST).where(
+                        IMPORT_REQUEST.c.id == request_id, IMPORT_REQUEST.c.tenant == tenant
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            tables = conn.execute(
+                select(IMPORT_TABLE)
+                .where(IMPORT_TABLE.c.request_id == request_id)
+                .order_by(IMPORT_TABLE.c.position)
+            ).mappings()
+            return {**row, "tables": [dict(t) for t in tables]}
+
     def tables(self, request_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -251,6 +276,21 @@ class Platform:
                 .where(IMPORT_REQUEST.c.id == request_id)
                 .values(updated_at=now(), **fields)
             )
+
+    def mark_stopped(self, request_id: str) -> bool:
+        """Record that a cancelled import's job has stopped and its staging store is gone (its
+        `import_finished_at`); False if that was recorded already or the request is not Cancelled."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(IMPORT_REQUEST)
+                .where(
+                    IMPORT_REQUEST.c.id == request_id,
+                    IMPORT_REQUEST.c.state == State.CANCELLED,
+                    IMPORT_REQUEST.c.import_finished_at.is_(None),
+                )
+                .values(updated_at=now(), import_finished_at=now())
+            )
+            return result.rowcount == 1
 
     def plan_tables(self, request_id: str, expected: list[tuple[str, int]]) -> None:
         with self.engine.begin() as conn:
@@ -338,11 +378,16 @@ class Platform:
         return bool(tables) and all((t["reconciliation"] or {}).get("verified") is True for t in tables)
 
     def interrupted(self) -> list[dict[str, Any]]:
-        """Requests a previous process left running: their jobs died with it."""
+        """Requests a previous process left running, or cancelled before their job had stopped: their
+        jobs died with it."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(IMPORT_REQUEST.c.id, IMPORT_REQUEST.c.state).where(
+                select(IMPORT_REQUEST.c.id, IMPORT_REQUEST.c.tenant, IMPORT_REQUEST.c.state).where(
                     IMPORT_REQUEST.c.state.in_([s.value for s in RUNNING])
+                    | (
+                        (IMPORT_REQUEST.c.state == State.CANCELLED)
+                        & IMPORT_REQUEST.c.import_finished_at.is_(None)
+                    )
                 )
             ).mappings()
             return [dict(r) for r in rows]

@@ -1,4 +1,4 @@
-"""Routes of an import request: submit, promote, status, findings (JSON and CSV) and the id map."""
+"""Routes of an import request: submit, promote, cancel, status, findings (JSON and CSV) and the id map."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def promote(body: PromoteRequest, who: CallerDep, service: ServiceDep) -> Accept
     """Promote a Validated import into the tenant's production data (atomic, idempotent)."""
     request_id = service.request_promotion(who, body.request_id)
     return Accepted(message=PROMOTION_STARTED, request_id=request_id)
+
+
+@router.post("/etl/import/{requestId}/cancel", status_code=202, response_model=ImportStatus)
+def cancel_import(requestId: str, who: CallerDep, service: ServiceDep) -> ImportStatus:  # noqa: N803
+    """Cancel a Queued, Importing or Validating import. It is `Cancelled` at once; its job stops within
+    seconds, its staging data is deleted, and then `importFinishedAt` is set. 409 for a promotion (one
+    transaction: it finishes or rolls back on its own) or a request that has ended."""
+    return status_view(service.cancel(who, requestId))
 
 
 @router.get("/etl/import-status/{requestId}", response_model=ImportStatus)
