@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import tds_fixtures
-from conftest import DEMO_SECRET, DemoSource, Service, _serve
+from conftest import DEMO_SECRET, DemoSource, Serve, Service
 from efimis_devtools.tds_server import Faults
 from efimis_etl.demo import row_counts
 from efimis_etl.schema.tables import render_ddl
@@ -84,11 +84,11 @@ def test_cli_reports_http_errors_and_an_unreachable_service(service: Service) ->
 
 
 def test_cancel_wait_returns_once_the_job_has_stopped(
-    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+    serve: Serve, tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
 ) -> None:
     # The source stalls for a minute in the middle of WorkItem: only stopping the job's process ends it.
     server = sql_server(demo.path, faults=Faults(stall_seconds=60, when_sql_contains="TOP 51 etl.[WorkItem]"))
-    with _serve(tmp_path) as service:
+    with serve() as service:
         request_id = service.import_(server.ado_connection_string(encrypt=False))
         deadline = time.monotonic() + 60
         while service.status(request_id)["state"] != "Importing":

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import tds_fixtures
-from conftest import DEMO_SECRET, DemoSource, Service, _serve
+from conftest import DEMO_SECRET, DemoSource, Serve, Service
 from efimis_devtools.tds_server import Faults
 from efimis_etl.demo import row_counts, write_demo_source
 from efimis_etl.settings import Settings
@@ -72,10 +72,10 @@ def _p99(samples: list[float]) -> float:
 
 
 def test_a_stalled_source_neither_slows_the_api_nor_survives_cancel(
-    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+    serve: Serve, tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
 ) -> None:
     server = sql_server(demo.path, faults=Faults(stall_seconds=60, when_sql_contains=MID_WORK_ITEMS))
-    with _serve(tmp_path) as service:
+    with serve() as service:
         stalled = service.import_(server.ado_connection_string(encrypt=False))
         running = _stalled_mid_table(service, server, stalled)
         assert running["state"] == "Importing" and running["workerPid"] > 0
@@ -123,10 +123,10 @@ def test_a_stalled_source_neither_slows_the_api_nor_survives_cancel(
 
 
 def test_a_child_killed_mid_import_fails_it_and_the_service_keeps_serving(
-    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+    serve: Serve, tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
 ) -> None:
     server = sql_server(demo.path, faults=Faults(stall_seconds=60, when_sql_contains=MID_WORK_ITEMS))
-    with _serve(tmp_path) as service:
+    with serve() as service:
         promoted = service.import_(demo.url)
         assert service.wait(promoted)["state"] == "Validated"
         assert service.wait_promoted(promoted)["state"] == "Promoted"
@@ -166,11 +166,13 @@ def _mid_transaction(path: Path) -> bool:
         return False
 
 
-def test_a_child_killed_mid_promotion_leaves_production_unchanged(tmp_path: Path, demo: DemoSource) -> None:
+def test_a_child_killed_mid_promotion_leaves_production_unchanged(
+    serve: Serve, tmp_path: Path, demo: DemoSource
+) -> None:
     big = tmp_path / "big.db"
     write_demo_source(big, scale=150, seed=7)
     settings = Settings(data_dir=tmp_path / "var", batch_size=5000, demo_client_secret=DEMO_SECRET)
-    with _serve(tmp_path, settings=settings) as service:
+    with serve(settings=settings) as service:
         first = service.import_(demo.url)
         assert service.wait(first)["state"] == "Validated"
         assert service.wait_promoted(first)["state"] == "Promoted"
@@ -198,10 +200,10 @@ def test_a_child_killed_mid_promotion_leaves_production_unchanged(tmp_path: Path
 
 
 def test_cancel_of_a_queued_import_and_what_cannot_be_cancelled(
-    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+    serve: Serve, tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
 ) -> None:
     server = sql_server(demo.path, faults=Faults(stall_seconds=60, when_sql_contains=MID_WORK_ITEMS))
-    with _serve(tmp_path, workers=1) as service:
+    with serve(workers=1) as service:
         validated = service.import_(demo.url)
         assert service.wait(validated)["state"] == "Validated"
         stalled = service.import_(server.ado_connection_string(encrypt=False))
@@ -242,14 +244,14 @@ def test_cancel_of_a_queued_import_and_what_cannot_be_cancelled(
 
 
 def test_one_promotion_per_tenant_at_a_time_while_imports_run_in_parallel(
-    tmp_path: Path, demo: DemoSource
+    serve: Serve, tmp_path: Path, demo: DemoSource
 ) -> None:
     sources = []
     for seed in (1, 2, 3):
         path = tmp_path / f"firm{seed}.db"
         write_demo_source(path, scale=20, seed=seed)
         sources.append(path)
-    with _serve(tmp_path, workers=3) as service:
+    with serve(workers=3) as service:
         ids = [service.import_(f"sqlite:///{path}") for path in sources]
         for request_id in ids:
             assert service.wait(request_id)["state"] == "Validated"
@@ -271,12 +273,12 @@ def test_one_promotion_per_tenant_at_a_time_while_imports_run_in_parallel(
 
 
 def test_stopping_the_service_ends_its_running_and_waiting_jobs(
-    tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
+    serve: Serve, tmp_path: Path, demo: DemoSource, sql_server: tds_fixtures.StartServer
 ) -> None:
     from efimis_etl.jobs.state import Platform
 
     server = sql_server(demo.path, faults=Faults(stall_seconds=60, when_sql_contains=MID_WORK_ITEMS))
-    with _serve(tmp_path, workers=1) as service:
+    with serve(workers=1) as service:
         running = service.import_(server.ado_connection_string(encrypt=False))
         pid = _stalled_mid_table(service, server, running)["workerPid"]
         waiting = service.import_(demo.url)

@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from conftest import DemoSource, _serve, token
+from conftest import DemoSource, Serve, token
 from efimis_etl.demo import row_counts
 from efimis_etl.identity import Clients
 from efimis_etl.settings import Settings
@@ -26,14 +26,12 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_count_requests_and_jobs_and_leak_no_tenant_data(
-    settings: Settings, tmp_path: Path, demo: DemoSource
+    serve: Serve, settings: Settings, tmp_path: Path, demo: DemoSource
 ) -> None:
     broken = tmp_path / "notes.db"
     broken.write_text("not a database\n" * 100)
     with (
-        _serve(
-            tmp_path, settings=settings.model_copy(update={"metrics_token": SecretStr(SCRAPE_TOKEN)})
-        ) as service,
+        serve(settings=settings.model_copy(update={"metrics_token": SecretStr(SCRAPE_TOKEN)})) as service,
         httpx.Client(base_url=service.url, timeout=30) as scraper,
     ):
         imported = service.import_(demo.url)
@@ -100,8 +98,8 @@ def test_metrics_count_requests_and_jobs_and_leak_no_tenant_data(
     assert SCRAPE_TOKEN not in text
 
 
-def test_metrics_are_off_unless_the_operator_sets_a_token(tmp_path: Path) -> None:
-    with _serve(tmp_path) as service:
+def test_metrics_are_off_unless_the_operator_sets_a_token(serve: Serve, tmp_path: Path) -> None:
+    with serve() as service:
         response = service.client.get("/metrics")  # even with a valid API token
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "metrics-off"

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect, text
 
-from conftest import DemoSource, _serve, fresh_database
+from conftest import DemoSource, Serve, fresh_database
 from efimis_etl import migrations
 from efimis_etl.api.models import AuditEvent, status_view
 from efimis_etl.identity import OAUTH_CLIENT
@@ -113,8 +113,8 @@ def test_timestamps_become_utc_timestamps_and_keep_their_instants(platform_url: 
     assert order == [FINISHED, QUEUED, newest]
 
 
-def test_the_status_shows_attempts_and_utc_timestamps(tmp_path: Path, demo: DemoSource) -> None:
-    with _serve(tmp_path) as service:
+def test_the_status_shows_attempts_and_utc_timestamps(serve: Serve, tmp_path: Path, demo: DemoSource) -> None:
+    with serve() as service:
         before = datetime.now(UTC)
         request_id = service.import_(demo.url)
         status = service.wait(request_id)

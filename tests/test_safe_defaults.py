@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_SECRET, DemoSource, _serve, fresh_database
+from conftest import DEMO_SECRET, DemoSource, Serve, fresh_database
 from efimis_etl.settings import Settings
 
 CLI = [sys.executable, "-m", "efimis_etl.cli"]
@@ -64,9 +64,9 @@ def test_the_operator_opts_in_explicitly_through_the_environment(
 
 
 def test_scaled_out_refuses_development_sources_and_non_public_hosts_by_default(
-    tmp_path: Path, stores_url: str, demo: DemoSource
+    serve: Serve, tmp_path: Path, stores_url: str, demo: DemoSource
 ) -> None:
-    with _serve(tmp_path, staging_url=stores_url, production_url=stores_url) as service:
+    with serve(staging_url=stores_url, production_url=stores_url) as service:
         for source, words in (
             (demo.url, "EFIMIS_ALLOW_DEV_SOURCES=true"),
             ("postgresql://root@127.0.0.1:5432/postgres", "EFIMIS_ALLOW_DEV_SOURCES=true"),
@@ -81,10 +81,9 @@ def test_scaled_out_refuses_development_sources_and_non_public_hosts_by_default(
 
 
 def test_scaled_out_accepts_what_the_operator_allows_and_nothing_more(
-    tmp_path: Path, stores_url: str, demo: DemoSource
+    serve: Serve, tmp_path: Path, stores_url: str, demo: DemoSource
 ) -> None:
-    with _serve(
-        tmp_path,
+    with serve(
         staging_url=stores_url,
         production_url=stores_url,
         allow_dev_sources=True,

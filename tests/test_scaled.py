@@ -295,6 +295,11 @@ def test_a_worker_killed_mid_import_is_retried(cluster: Cluster, api: Service, t
     assert status["state"] == "Validated", status["failure"]
     assert {t["table"]: t["rowsLoaded"] for t in status["tables"]} == row_counts(source)
     assert status["attempts"] == 2  # the status shows the retry the README promises
+    # ... and which worker started each attempt: the killed one, then the one that finished it.
+    assert [(a["attempt"], a["worker"].rsplit(":", 1)[1]) for a in status["attemptWorkers"]] == [
+        (1, str(first.pid)),
+        (2, str(cluster.workers[-1].pid)),
+    ]
     assert cluster.platform("SELECT attempts FROM import_request WHERE id = %s", request_id) == [(2,)]
 
 

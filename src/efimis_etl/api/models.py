@@ -131,6 +131,12 @@ class Failure(Out):
     reason: str
 
 
+class AttemptWorker(Out):
+    attempt: int = Field(description="1 for the first attempt, 2 after a worker died and another began anew.")
+    worker: str = Field(description="The worker process that started it, as host:pid.")
+    started_at: Timestamp
+
+
 class ImportStatus(Out):
     request_id: str
     state: str = Field(
@@ -147,6 +153,10 @@ class ImportStatus(Out):
     attempts: int = Field(
         description="How many times a worker started the import: more than 1 after a worker died and the "
         "import was started again from nothing."
+    )
+    attempt_workers: list[AttemptWorker] = Field(
+        description="Which worker process (host:pid) started each attempt, oldest first; scaled out, the "
+        "procrastinate worker of the same name."
     )
     progress: Progress
     tables: list[TableProgress]
@@ -240,6 +250,7 @@ def status_view(status: dict[str, Any]) -> ImportStatus:
         promotion_requested_at=status["promotion_requested_at"],
         promotion_finished_at=status["promotion_finished_at"],
         attempts=status["attempts"],
+        attempt_workers=[AttemptWorker.model_validate(a) for a in status.get("attempt_workers") or []],
         progress=Progress(rows_expected=expected, rows_loaded=loaded, percent=percent),
         tables=tables,
         validation=Validation.model_validate(status["validation"]) if status["validation"] else None,

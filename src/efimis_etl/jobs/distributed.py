@@ -15,7 +15,7 @@ import procrastinate
 from procrastinate.exceptions import JobAborted
 
 from efimis_etl.jobs import retention
-from efimis_etl.jobs.pipeline import run_promotion, run_queued_import
+from efimis_etl.jobs.pipeline import run_promotion, run_queued_import, worker_name
 from efimis_etl.jobs.state import Platform, State
 from efimis_etl.settings import Settings
 from efimis_etl.stores import TenantStores, make_stores
@@ -145,6 +145,7 @@ def run_worker(settings: Settings, *, concurrency: int) -> None:
                 update_heartbeat_interval=HEARTBEAT_SECONDS,
                 stalled_worker_timeout=STALLED_AFTER_SECONDS,
                 install_signal_handlers=True,
+                name=worker_name(),  # as the status names the worker of each attempt
             )
 
     asyncio.run(main())

@@ -9,7 +9,10 @@ stops between batches, or at its next transition, drops its staging store and re
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import InvalidToken
@@ -24,6 +27,7 @@ from efimis_etl.source.connstr import Source, parse_connection_string, redact
 from efimis_etl.source.policy import SourceRefused, check_source
 from efimis_etl.staging.load import load_from_source
 from efimis_etl.stores import TenantStores
+from efimis_etl.timestamps import iso_z
 from efimis_etl.validation.run import validate
 
 log = logging.getLogger(__name__)
@@ -61,12 +65,14 @@ def run_import(
 ) -> State | None:
     """Import, then validate; returns the state the request ended in, or None if another delivery of the
     job had started it. `should_stop` is asked between batches: true means the request was cancelled."""
+    started = now()
     if not platform.transition(
         request_id,
         [State.QUEUED],
         State.IMPORTING,
-        import_started_at=now(),
+        import_started_at=started,
         attempts=IMPORT_REQUEST.c.attempts + 1,
+        attempt_workers=_attempt_workers(platform, request_id, tenant, started),
     ):
         # Cancelled before it started (then its cancellation is finished here), or handled already.
         return State.CANCELLED if settle_cancelled(platform, stores, request_id, tenant) else None
@@ -236,6 +242,21 @@ def _reason(error: BaseException) -> tuple[str, str]:
         detail = redact(str(getattr(error, "orig", None) or error)).splitlines()[0]
         return "internal-error", f"The service could not complete the job: {detail}"
     return "internal-error", f"Unexpected error ({type(error).__name__}); the service log has details."
+
+
+def worker_name() -> str:
+    """This process, as the status names the worker of an attempt (and scaled out, procrastinate too)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _attempt_workers(
+    platform: Platform, request_id: str, tenant: str, started: datetime
+) -> list[dict[str, Any]]:
+    """The request's attempts so far and this one, started by this process."""
+    request = platform.get(request_id, tenant) or {}
+    earlier = list(request.get("attempt_workers") or [])
+    attempt = {"attempt": len(earlier) + 1, "worker": worker_name(), "startedAt": iso_z(started)}
+    return [*earlier, attempt]
 
 
 def run_queued_import(

@@ -103,6 +103,8 @@ IMPORT_REQUEST = Table(
     Column("promotion_started_at", UtcDateTime()),
     Column("promotion_finished_at", UtcDateTime()),
     Column("attempts", Integer, nullable=False, default=0),  # how many times a worker started the import
+    # Which process started each attempt: [{"attempt", "worker" (host:pid), "startedAt"}], oldest first.
+    Column("attempt_workers", JSON),
     Column("failure_code", String(60)),
     Column("failure_reason", UnicodeText),
     Column("validation", JSON),
