@@ -45,7 +45,7 @@ def serve(
     host: Annotated[str, typer.Option(envvar="EFIMIS_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="EFIMIS_PORT")] = 8000,
 ) -> None:
-    """Run the HTTP service (embedded default: SQLite stores under EFIMIS_DATA_DIR, in-process worker)."""
+    """Run the HTTP service (embedded default: SQLite stores under EFIMIS_DATA_DIR, jobs in supervised child processes)."""
     import uvicorn
 
     from efimis_etl.api.app import create_app
