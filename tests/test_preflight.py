@@ -23,29 +23,17 @@ from sqlalchemy import text, update
 from conftest import DemoSource, Service
 from efimis_etl.promotion.promote import promote
 from efimis_etl.schema.tables import PRODUCTION
-from efimis_etl.settings import ReadPolicy, Settings
-from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import load_from_source
+from efimis_etl.settings import Settings
 from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.stores.postgres_naming import lock, pg_engine, tenant_schema
 from efimis_etl.validation.run import validate
+from support import stage
 
 TENANT = "default"
 
 
 def _promote_firm(stores: TenantStores, demo: DemoSource) -> None:
-    request_id = uuid.uuid4().hex
-    loader = stores.create_staging(request_id)
-    try:
-        load_from_source(
-            parse_connection_string(demo.url),
-            loader,
-            policy=ReadPolicy(batch_size=500),
-            on_plan=lambda _plan: None,
-            on_progress=lambda _table, _rows: None,
-        )
-    finally:
-        stores.close_staging(loader)
+    request_id = stage(stores, demo.url)
     assert validate(stores, request_id, TENANT, first=0)["errors"] == 0
     promote(stores, request_id, TENANT)
 

@@ -217,30 +217,13 @@ class Platform:
 
     def get(self, request_id: str, tenant: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(IMPORT_REQUEST).where(
-                        IMPORT_REQUEST.c.id == request_id, IMPORT_REQUEST.c.tenant == tenant
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            return dict(row) if row else None
+            return _request(conn, request_id, tenant)
 
     def status(self, request_id: str, tenant: str) -> dict[str, Any] | None:
         """The request with its tables (`"tables"`), read on one connection: the status is asked for
         often, and opening a SQLite connection costs as much as both queries."""
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(IMPORT_REQUEST).where(
-                        IMPORT_REQUEST.c.id == request_id, IMPORT_REQUEST.c.tenant == tenant
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = _request(conn, request_id, tenant)
             if row is None:
                 return None
             tables = conn.execute(
@@ -442,3 +425,10 @@ class Platform:
         return Durations(
             within=tuple(int(n or 0) for n in row[2:]), count=int(row[0]), seconds=float(row[1] or 0)
         )
+
+
+def _request(conn: Connection, request_id: str, tenant: str) -> dict[str, Any] | None:
+    """The tenant's request, or None (another tenant's request is one that does not exist)."""
+    query = select(IMPORT_REQUEST).where(IMPORT_REQUEST.c.id == request_id, IMPORT_REQUEST.c.tenant == tenant)
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
