@@ -52,10 +52,12 @@ def _url(name: str) -> str:
 
 
 def phase_ours(source: Path, database: str, batch_size: int) -> dict[str, Any]:
+    from efimis_etl.promotion.promote import promote
     from efimis_etl.settings import ReadPolicy, Settings
     from efimis_etl.source.connstr import parse_connection_string
     from efimis_etl.staging.load import load_from_source
     from efimis_etl.stores import make_stores
+    from efimis_etl.validation.run import validate
 
     url = _url(database)
     settings = Settings(
@@ -77,11 +79,11 @@ def phase_ours(source: Path, database: str, batch_size: int) -> dict[str, Any]:
         stores.close_staging(loader)
     imported = time.perf_counter() - started
     started = time.perf_counter()
-    summary = stores.validate(request_id, "bench", first=5)
+    summary = validate(stores, request_id, "bench", first=5)
     validated = time.perf_counter() - started
     assert summary["errors"] == 0, summary
     started = time.perf_counter()
-    stores.promote(request_id, "bench")
+    promote(stores, request_id, "bench")
     promoted = time.perf_counter() - started
     return {"import": imported, "validate": validated, "promote": promoted}
 
