@@ -80,14 +80,15 @@ class _LosingStore:
     def __init__(self, store: Loader, table: str) -> None:
         self.store, self.table, self.lost = store, table, False
         self.sums_in_sql = store.sums_in_sql
+        self.store_limit = store.store_limit
 
     def encoders(self, entity: Entity) -> list[Any]:
         return self.store.encoders(entity)
 
-    def load(self, entity: Entity, rows: Any, findings: Any) -> None:
-        if entity.name == self.table and rows and not self.lost:
-            rows, self.lost = rows[:-1], True
-        self.store.load(entity, rows, findings)
+    def load(self, entity: Entity, data: Any, findings: Any) -> None:
+        if entity.name == self.table and data is not None and data.num_rows and not self.lost:
+            data, self.lost = data.slice(0, data.num_rows - 1), True
+        self.store.load(entity, data, findings)
 
     def reading(self) -> AbstractContextManager[Connection]:
         return self.store.reading()

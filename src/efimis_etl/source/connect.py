@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Dialect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
@@ -23,6 +25,38 @@ from sqlalchemy.sql.expression import Executable
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.tables import sql_server_dialect
 from efimis_etl.source.connstr import Source, SqlAlchemySource, SqlServerSource, redact
+
+
+@dataclass
+class Fetched:
+    """One query's rows as columns: Python sequences or Arrow arrays, the key (ImportId) first."""
+
+    columns: list[Sequence[Any] | pa.ChunkedArray]
+    length: int
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Sequence[Any]], width: int) -> Fetched:
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * width
+        return cls(columns, len(rows))
+
+    @classmethod
+    def of_arrow(cls, table: pa.Table) -> Fetched:
+        return cls(list(table.columns), table.num_rows)
+
+    def after(self, skipped: int) -> list[Sequence[Any] | pa.ChunkedArray]:
+        """Every column without its first `skipped` rows."""
+        return [c.slice(skipped) if isinstance(c, pa.ChunkedArray) else c[skipped:] for c in self.columns]
+
+    def key(self, row: int) -> Any:
+        value = self.columns[0][row]
+        return value.as_py() if isinstance(value, pa.Scalar) else value
+
+    def count_key(self, value: Any, *, start: int) -> int:
+        """How many rows from `start` on have this key."""
+        keys = self.columns[0]
+        if isinstance(keys, pa.ChunkedArray):
+            return int(pc.sum(pc.equal(keys.slice(start), value)).as_py() or 0)
+        return sum(1 for key in keys[start:] if key == value)
 
 
 @dataclass
@@ -51,10 +85,47 @@ class SourceConnection:
         finally:
             cursor.close()
 
+    def columns(self, statement: Executable, *, limit: int) -> Fetched:
+        """A query's result (at most `limit` rows) by column: Arrow arrays straight from a driver that
+        makes them (Microsoft's, in its C++ layer), else the driver's rows turned into columns."""
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.execute(self.sql(statement))
+            if hasattr(cursor, "arrow"):
+                table = cursor.arrow()
+                _raise_swallowed_errors(cursor)
+                if table.num_rows < limit:
+                    self._prove_alive()
+                return Fetched.of_arrow(table)
+            return Fetched.of_rows(cursor.fetchall(), len(cursor.description))
+        finally:
+            cursor.close()
+
+    def _prove_alive(self) -> None:
+        """A short result is the end of a table, or (mssql-python 1.16) a result cut off by a dropped
+        connection with no error raised and, often, none recorded: a query on the same connection tells
+        them apart, raising the driver's own error if the link is gone."""
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+        finally:
+            cursor.close()
+
     def close(self) -> None:
         # Closing an already broken connection must not mask the error that broke it.
         with contextlib.suppress(*self.errors):
             self.dbapi.close()
+
+
+def _raise_swallowed_errors(cursor: Any) -> None:
+    """mssql-python 1.16's Arrow fetch ends a result early, without raising, when the connection drops
+    mid-result (seen: 30 of 50 rows, with SQLSTATE 08S01 "Communication link failure" only in
+    `cursor.messages`; other times with no message at all, which `_prove_alive` catches). Any message
+    that is not a warning (class 01) or success (00) is raised here, in the driver's words."""
+    failures = [f"{state} {text}" for state, text in cursor.messages if not state.startswith(("[00", "[01"))]
+    if failures:
+        raise RuntimeError("; ".join(failures))
 
 
 def open_source(source: Source, *, stall_seconds: int | None = None) -> SourceConnection:

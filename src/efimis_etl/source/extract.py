@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import Column as SAColumn
 from sqlalchemy import MetaData, Table, Unicode, func, select
 from sqlalchemy.types import NullType
 
-from efimis_etl.errors import Rejected, SourceError
+from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import (
     ALL_TABLES,
     ENTITIES,
@@ -29,9 +29,9 @@ from efimis_etl.schema.model import (
     Kind,
 )
 from efimis_etl.schema.tables import source_type_name
+from efimis_etl.source.columnar import Converted, Encoder, convert_batch
 from efimis_etl.source.connect import SourceConnection
 from efimis_etl.source.reconcile import Figures, Tally, aggregate_query, figures_from_aggregates
-from efimis_etl.source.values import Converter, converter
 
 
 def _raw_table(source: SourceConnection, entity: Entity) -> Table:
@@ -198,17 +198,13 @@ def count_rows(source: SourceConnection, entity: Entity) -> int:
     return int(source.rows(select(func.count()).select_from(table))[0][0])
 
 
-Encoder = Callable[[Any], Any] | None
-
-
 @dataclass
 class Batch:
-    """Rows ready for staging (tuples in the entity's column order), the findings met converting them
-    (tuples of Rule, Severity, TableName, ImportId, ColumnName, Value, Detail), and their read figures."""
+    """One batch ready for staging: the converted rows and the findings met converting them
+    (`columnar.Converted`), and their read figures."""
 
+    converted: Converted
     tally: Tally
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    findings: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -229,41 +225,43 @@ def read_batches(
     batch_size: int,
     encoders: Sequence[Encoder] | None = None,
     position: Position | None = None,
+    *,
+    store_limit: Decimal | None = None,
 ) -> Iterator[Batch]:
     """Yield the table in ImportId order, `batch_size` rows at a time, converted for staging.
 
-    Each value is converted to its exact Python value (`values`), then `encoders` (one per column, or
-    None) turn it into what the staging store keeps. Each query starts at the last ImportId read (`>=`,
-    skipping the rows of that ImportId already read), so rows that share an ImportId (a source table
-    without its primary key) are all read and then reported by validation, never skipped at a batch
-    boundary; and a new connection can continue from `position` where a lost one stopped.
+    Each batch is converted a column at a time (`columnar`); `encoders` (one per column, or None) are the
+    staging store's own checks of a value, and `store_limit` the largest money magnitude it holds. Each
+    query starts at the last ImportId read (`>=`, skipping the rows of that ImportId already read), so rows
+    that share an ImportId (a source table without its primary key) are all read and then reported by
+    validation, never skipped at a batch boundary; and a new connection can continue from `position`
+    where a lost one stopped.
     """
     table = _raw_table(source, entity)
     key = table.c.ImportId
-    steps = [
-        (c.name, converter(c), encode)
-        for c, encode in zip(entity.all_columns, encoders or [None] * len(entity.all_columns), strict=True)
-    ]
+    encoders = encoders or [None] * len(entity.all_columns)
     at = position or Position()
     while not at.done:
         query = select(*table.c).order_by(key).limit(batch_size + at.already_read)
         if at.last is not None:
             query = query.where(key >= at.last)
-        fetched = source.rows(query)
-        rows = fetched[at.already_read :]
-        batch = Batch(Tally(entity))
-        for row in rows:
-            batch.rows.append(_convert(entity, row, steps, batch.findings, batch.tally))
-        if rows:
-            yield batch
+        fetched = source.columns(query, limit=batch_size + at.already_read)
+        rows = fetched.length - at.already_read
+        if rows > 0:
+            converted = convert_batch(entity, fetched.after(at.already_read), encoders, store_limit)
+            tally = Tally(entity)
+            tally.add_batch(converted.data, converted.rejected)
+            yield Batch(converted, tally)
         # Reached only once the batch was taken: the position never runs ahead of what was loaded.
-        if not rows or len(fetched) < batch_size + at.already_read:
+        if rows <= 0 or fetched.length < batch_size + at.already_read:
             at.done = True
-        elif rows[-1][0] == at.last:
-            at.already_read += len(rows)
+            continue
+        last = fetched.key(fetched.length - 1)
+        if last == at.last:
+            at.already_read += rows
         else:
-            at.last = rows[-1][0]
-            at.already_read = sum(1 for row in rows if row[0] == at.last)
+            at.last = last
+            at.already_read = fetched.count_key(last, start=at.already_read)
 
 
 def source_figures(source: SourceConnection, entity: Entity) -> Figures:
@@ -285,35 +283,3 @@ def _iso_date(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
     return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
-
-
-def _convert(
-    entity: Entity,
-    row: Sequence[Any],
-    steps: list[tuple[str, Converter, Encoder]],
-    findings: list[tuple[Any, ...]],
-    tally: Tally,
-) -> tuple[Any, ...]:
-    out: list[Any] = []
-    converted_row: list[Any] = []
-    for (name, convert, encode), value in zip(steps, row, strict=True):
-        if value is None:
-            out.append(None)
-            converted_row.append(None)
-            continue
-        try:
-            converted = convert(value)
-            stored = converted if encode is None else encode(converted)  # the store may refuse it too
-        except Rejected as rejected:
-            out.append(None)
-            converted_row.append(None)
-            tally.rejected[name] += 1
-            import_id = None if row[0] is None else str(row[0])
-            findings.append(
-                (rejected.rule, "error", entity.name, import_id, name, str(value)[:200], rejected.detail)
-            )
-            continue
-        converted_row.append(converted)
-        out.append(stored)
-    tally.add(converted_row)
-    return tuple(out)

@@ -4,9 +4,10 @@ Three measurements of each table, compared before validation may start:
 - **source** — asked of the source database itself: its row count and, where it sums exactly (SQL
   Server, PostgreSQL: DECIMAL arithmetic; not SQLite, whose sums are floats), the sum of every money
   column and the first and last of every date column;
-- **read** — the same figures plus an order-independent digest of the ImportIds, accumulated from the
-  values as the reader converted them;
-- **loaded** — the same figures measured in the staging store after loading.
+- **read** — the same figures plus an order-independent digest of the ImportIds, computed from each
+  converted Arrow batch a column at a time (exact decimal sums, date ranges, the digest);
+- **loaded** — the same figures measured in the staging store after loading (aggregates in SQL, the
+  digest by the same code over the ImportIds read back).
 Any difference fails the import, naming the table and the figure. A value the reader rejected (a
 finding) is NULL in staging and not counted as read, so it never makes the figures differ; a column with
 such values is then compared read-against-loaded only.
@@ -15,12 +16,14 @@ such values is then compared read-against-loaded only.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import func, select
 
 from efimis_etl.schema.model import Entity, Kind
@@ -28,9 +31,41 @@ from efimis_etl.schema.model import Entity, Kind
 DIGEST_MODULUS = 2**64
 
 
-def import_id_hash(import_id: str) -> int:
-    """A 64-bit hash of one ImportId; a table's digest is their sum, so the order of rows doesn't matter."""
-    return int.from_bytes(hashlib.sha256(import_id.encode("utf-8")).digest()[:8], "big")
+_BASE = np.uint64(0x100000001B3)
+_MIX1, _MIX2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+_SHIFT = np.uint64(33)
+
+
+def import_id_digest(import_ids: pa.Array | pa.ChunkedArray) -> int:
+    """The digest of some ImportIds (NULLs ignored): the sum modulo 2**64 of a 64-bit hash of each one's
+    UTF-8 bytes, so that it is the same in any order and in any split into batches.
+
+    Each ImportId's hash is a polynomial over its bytes (every byte, its position and the length count),
+    finished with MurmurHash3's 64-bit mixer so that sums of hashes do not cancel. It is computed a whole
+    column at a time with numpy, on the Arrow buffers: no Python object per ImportId."""
+    if isinstance(import_ids, pa.ChunkedArray):
+        return sum(import_id_digest(chunk) for chunk in import_ids.chunks) % DIGEST_MODULUS
+    texts = pc.drop_null(import_ids).cast(pa.large_string())
+    count = len(texts)
+    if count == 0:
+        return 0
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64, count=count + 1, offset=texts.offset * 8)
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    hashes = lengths.astype(np.uint64) * _MIX2
+    # Horner's rule a byte position at a time, over every ImportId at once (ImportIds are short).
+    for position in range(int(lengths.max())):
+        longer = np.flatnonzero(lengths > position)
+        if len(longer) == count:
+            hashes = hashes * _BASE + data[starts + position] + np.uint64(1)
+        else:
+            hashes[longer] = hashes[longer] * _BASE + data[starts[longer] + position] + np.uint64(1)
+    hashes ^= hashes >> _SHIFT
+    hashes *= _MIX1
+    hashes ^= hashes >> _SHIFT
+    hashes *= _MIX2
+    hashes ^= hashes >> _SHIFT
+    return int(hashes.sum(dtype=np.uint64))
 
 
 def money_columns(entity: Entity) -> list[str]:
@@ -73,20 +108,23 @@ class Tally:
         self.last: dict[str, dt.date] = {}
         self.rejected: Counter[str] = Counter()
 
-    def add(self, converted: list[Any]) -> None:
-        self.rows += 1
-        if converted[0] is not None:
-            self.digest = (self.digest + import_id_hash(converted[0])) % DIGEST_MODULUS
+    def add_batch(self, data: pa.RecordBatch, rejected: dict[str, int]) -> None:
+        """Count one converted batch in: rows, ImportId digest, exact money sums, date ranges."""
+        self.rows += data.num_rows
+        self.rejected.update(rejected)
+        self.digest = (self.digest + import_id_digest(data.column(0))) % DIGEST_MODULUS
         for index, name in self.money:
-            if converted[index] is not None:
-                self.sums[name] += converted[index]
+            total = pc.sum(data.column(index)).as_py()  # decimal128: exact
+            if total is not None:
+                self.sums[name] += total
         for index, name in self.dates:
-            value = converted[index]
-            if value is not None:
-                if name not in self.first or value < self.first[name]:
-                    self.first[name] = value
-                if name not in self.last or value > self.last[name]:
-                    self.last[name] = value
+            bounds = pc.min_max(data.column(index))
+            low, high = bounds["min"].as_py(), bounds["max"].as_py()
+            if low is not None:
+                if name not in self.first or low < self.first[name]:
+                    self.first[name] = low
+                if name not in self.last or high > self.last[name]:
+                    self.last[name] = high
 
     def merge(self, other: Tally) -> None:
         self.rows += other.rows

@@ -34,8 +34,13 @@ def _text(value: object) -> object:
 def _integer(value: object) -> object:
     if isinstance(value, bool):
         raise Rejected("type", "expected a whole number")
-    if isinstance(value, float | Decimal) and value == int(value):
-        value = int(value)
+    if isinstance(value, float | Decimal):
+        try:
+            whole = int(value)
+        except (ValueError, OverflowError):  # NaN, infinity: a SQLite REAL can hold them
+            raise Rejected("type", "expected a whole number") from None
+        if value == whole:
+            value = whole
     if not isinstance(value, int):
         raise Rejected("type", "expected a whole number")
     if not INT_MIN <= value <= INT_MAX:

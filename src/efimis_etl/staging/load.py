@@ -61,7 +61,7 @@ def load_from_source(
         on_plan([(e.name, figures.rows) for e, figures in sources])
         for entity in ENTITIES:
             if mine := [w for w in warnings if w[2] == entity.name]:
-                staging.load(entity, [], mine)
+                staging.load(entity, None, mine)
         for entity, figures in sources:
             read = _copy_table(reader, entity, staging, on_progress)
             loaded = measure(staging, entity)
@@ -93,9 +93,14 @@ def _copy_table(reader: _Reader, entity: Entity, staging: Loader, on_progress: P
     while not position.done:
         try:
             for batch in read_batches(
-                reader.connection(), entity, reader.policy.batch_size, encoders, position
+                reader.connection(),
+                entity,
+                reader.policy.batch_size,
+                encoders,
+                position,
+                store_limit=staging.store_limit,
             ):
-                staging.load(entity, batch.rows, batch.findings)
+                staging.load(entity, batch.converted.data, batch.converted.findings)
                 tally.merge(batch.tally)
                 on_progress(entity.name, tally.rows)
         except reader.errors() as error:

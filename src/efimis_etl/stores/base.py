@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
+import pyarrow as pa
 from sqlalchemy import Column, Connection, Index, MetaData, Table
 from sqlalchemy.types import DateTime, Integer, String, Unicode, UnicodeText
 
@@ -95,15 +97,17 @@ class Loader(Protocol):
 
     # False where SQL cannot sum money exactly (SQLite's integer sum overflows): the stage sums in Python.
     sums_in_sql: bool
+    # The largest money magnitude the store holds exactly, where that is less than the schema allows.
+    store_limit: Decimal | None
 
     def encoders(self, entity: Entity) -> list[Callable[[Any], Any] | None]:
-        """Per column, what turns an exact Python value into what the store keeps (None: as it is)."""
+        """Per column, the store's own check of one exact Python value (None: it holds every value);
+        raises `Rejected` for a value it cannot hold, and is asked only about columns beyond `store_limit`."""
         ...
 
-    def load(
-        self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
-    ) -> None:
-        """Append one batch of encoded rows and the findings met reading it, in one transaction."""
+    def load(self, entity: Entity, data: pa.RecordBatch | None, findings: Sequence[tuple[Any, ...]]) -> None:
+        """Append one batch of rows (Arrow, in `source.columnar.arrow_schema(entity)`) and the findings met
+        reading it, in one transaction."""
         ...
 
     def reading(self) -> AbstractContextManager[Connection]:
@@ -123,7 +127,9 @@ class TenantStores(Protocol):
 
     def discard_staging(self, request_id: str) -> None: ...
 
-    def validation_session(self, request_id: str, tenant: str) -> AbstractContextManager[tuple[Connection, str]]:
+    def validation_session(
+        self, request_id: str, tenant: str
+    ) -> AbstractContextManager[tuple[Connection, str]]:
         """One transaction on the staging store (its tables unqualified), with the tenant's production
         tables readable under the schema name returned beside the connection."""
         ...

@@ -1,8 +1,9 @@
-"""The staging loader on PostgreSQL: each batch streamed into the import's schema with COPY.
+"""The staging loader on PostgreSQL: each Arrow batch streamed into the import's schema with binary COPY.
 
 One psycopg connection per import (the reader's batches arrive one at a time), one transaction per batch
-(its rows and the reader's findings together), binary COPY with the column types given, so a batch is
-written as it is read and nothing accumulates: memory stays flat however large the table.
+(its rows and the reader's findings together). A batch goes from Arrow to PostgreSQL's binary COPY format
+in one call (`pgpq`, in Rust: no Python object per value), so a batch is written as it is read and
+nothing accumulates: memory stays flat however large the table.
 """
 
 from __future__ import annotations
@@ -12,26 +13,16 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+import pgpq
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 from sqlalchemy import Connection, Engine
 
-from efimis_etl.schema.model import Entity, Kind
+from efimis_etl.schema.model import Entity
 from efimis_etl.stores.base import FINDING, FINDING_COLUMNS
 from efimis_etl.stores.postgres_naming import columns_sql, db_errors, driver, table_sql
 
-# The COPY type of each kind: values arrive as str, int, bool, Decimal (4 places) and date (source.values).
-_COPY_TYPES = {
-    Kind.TEXT: "text",
-    Kind.LONG_TEXT: "text",
-    Kind.REFERENCE: "text",
-    Kind.INTEGER: "int8",
-    Kind.ENUM: "int8",
-    Kind.BOOLEAN: "bool",
-    Kind.MONEY: "numeric",
-    Kind.RATE: "numeric",
-    Kind.DATE: "date",
-}
-_TEXT_KINDS = frozenset({Kind.TEXT, Kind.LONG_TEXT, Kind.REFERENCE})
 REPLACEMENT = "\ufffd"
 
 
@@ -39,6 +30,16 @@ def without_nul(value: str) -> str:
     """PostgreSQL text cannot hold NUL (U+0000), which SQL Server and SQLite text can: it becomes U+FFFD
     (the replacement character), visibly, rather than failing the whole import."""
     return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
+
+
+def _without_nul(data: pa.RecordBatch) -> pa.RecordBatch:
+    """`without_nul` on every text column that has a NUL, a column at a time."""
+    columns = list(data.columns)
+    for index, column in enumerate(columns):
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if text and pc.any(pc.match_substring(column, "\x00")).as_py():
+            columns[index] = pc.replace_substring(column, "\x00", REPLACEMENT)
+    return pa.RecordBatch.from_arrays(columns, schema=data.schema)
 
 
 @cache
@@ -60,6 +61,7 @@ class PostgresStaging:
     """The staging schema of one import request, open for loading (a `stores.base.Loader`)."""
 
     sums_in_sql = True  # NUMERIC sums are exact
+    store_limit = None  # NUMERIC(19,4) holds every value the schema allows
 
     def __init__(self, engine: Engine, schema: str) -> None:
         self.schema = schema
@@ -67,23 +69,23 @@ class PostgresStaging:
 
     @staticmethod
     def encoders(entity: Entity) -> list[Callable[[Any], Any] | None]:
-        """COPY takes the exact Python values as they are; text only loses NUL characters."""
-        return [without_nul if c.kind in _TEXT_KINDS else None for c in entity.all_columns]
+        """NUMERIC(19,4) and text hold every value the schema allows: nothing to refuse."""
+        return [None] * len(entity.all_columns)
 
-    def load(
-        self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
-    ) -> None:
+    def load(self, entity: Entity, data: pa.RecordBatch | None, findings: Sequence[tuple[Any, ...]]) -> None:
         """Append one batch of rows, and the findings met reading it, in one transaction."""
         with (
             self._conn.begin(),
             db_errors(f"COPY into {self.schema}.{entity.name}"),
             driver(self._conn).cursor() as cursor,
         ):
-            if rows:
+            if data is not None and data.num_rows:
+                data = _without_nul(data)
+                encoder = pgpq.ArrowToPostgresBinaryEncoder(data.schema)
                 with cursor.copy(_copy_rows(self.schema, entity)) as copy:
-                    copy.set_types([_COPY_TYPES[c.kind] for c in entity.all_columns])
-                    for row in rows:
-                        copy.write_row(row)
+                    copy.write(encoder.write_header())
+                    copy.write(encoder.write_batch(data))
+                    copy.write(encoder.finish())
             if findings:
                 with cursor.copy(_copy_findings(self.schema)) as copy:
                     copy.set_types(["text"] * len(FINDING_COLUMNS))

@@ -224,3 +224,4 @@ class ExactSum:
         return float(self.total)  # beyond any stored value, so comparisons with one still come out right
 
     finalize = value
+

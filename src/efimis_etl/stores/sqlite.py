@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import OperationalError
@@ -26,7 +28,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from efimis_etl.errors import Rejected
 from efimis_etl.ids import checked_request_id, is_request_id
 from efimis_etl.schema.model import ENTITIES, Entity, Kind
-from efimis_etl.schema.tables import PRODUCTION, STAGING, to_scaled
+from efimis_etl.schema.tables import MONEY_SCALE, PRODUCTION, STAGING, to_scaled
 from efimis_etl.settings import Settings
 from efimis_etl.stores.base import FINDING, FINDING_COLUMNS, FINDINGS, META, PROMOTION_LOG, STAGED_SCHEMA
 from efimis_etl.stores.sql import EXACT_SUM, INT64_MAX, SQLITE_MONEY_LIMIT, ExactSum
@@ -36,7 +38,11 @@ _SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def sqlite_engine(
-    path: Path, *, attach: dict[str, Path] | None = None, readonly: bool = False, attach_readonly: bool = False
+    path: Path,
+    *,
+    attach: dict[str, Path] | None = None,
+    readonly: bool = False,
+    attach_readonly: bool = False,
 ) -> Engine:
     """An engine on a SQLite file; `attach` maps schema names to further files opened with it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,8 +85,6 @@ def _disposing(engine: Engine) -> Iterator[Engine]:
         engine.dispose()
 
 
-
-
 def _scaled(value: Decimal) -> int:
     scaled = to_scaled(value)  # exact: values arrive quantized to 4 places (source.values)
     if abs(scaled) > INT64_MAX:
@@ -92,14 +96,27 @@ def _scaled(value: Decimal) -> int:
     return scaled
 
 
-_ENCODERS: dict[Kind, Callable[[Any], Any]] = {
-    Kind.MONEY: _scaled,
-    Kind.RATE: _scaled,
-    Kind.DATE: dt.date.isoformat,
-    Kind.BOOLEAN: int,
-}
+# The per-value check of each kind the store may refuse (`source.columnar` calls it when a column of a batch
+# goes beyond `SQLITE_MONEY_LIMIT`, for the finding).
+_CHECKS: dict[Kind, Callable[[Any], Any]] = {Kind.MONEY: _scaled, Kind.RATE: _scaled}
+_SCALE = pa.scalar(Decimal(10) ** MONEY_SCALE, pa.decimal128(MONEY_SCALE + 1, 0))
+
+
+def _stored(kind: Kind, column: pa.Array) -> list[Any]:
+    """An Arrow column as SQLite keeps it: money as integer 1/10,000ths, dates as ISO text, booleans 0/1."""
+    match kind:
+        case Kind.MONEY | Kind.RATE:
+            column = pc.multiply(column, _SCALE).cast(pa.int64())  # exact: within SQLITE_MONEY_LIMIT
+        case Kind.DATE:
+            column = column.cast(pa.string())
+        case Kind.BOOLEAN:
+            column = column.cast(pa.int64())
+    return column.to_pylist()
+
+
 _FINDING_SQL = (
-    f'INSERT INTO "{FINDING.name}" ({", ".join(FINDING_COLUMNS)}) VALUES ({", ".join("?" * len(FINDING_COLUMNS))})'
+    f'INSERT INTO "{FINDING.name}" ({", ".join(FINDING_COLUMNS)}) '
+    f'VALUES ({", ".join("?" * len(FINDING_COLUMNS))})'
 )
 
 
@@ -114,20 +131,20 @@ class SqliteStaging:
     encoded as SQLite keeps them exactly."""
 
     sums_in_sql = False  # SQLite's integer sum() overflows on large totals
+    store_limit = SQLITE_MONEY_LIMIT
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     @staticmethod
     def encoders(entity: Entity) -> list[Callable[[Any], Any] | None]:
-        return [_ENCODERS.get(c.kind) for c in entity.all_columns]
+        return [_CHECKS.get(c.kind) for c in entity.all_columns]
 
-    def load(
-        self, entity: Entity, rows: Sequence[tuple[Any, ...]], findings: Sequence[tuple[Any, ...]]
-    ) -> None:
+    def load(self, entity: Entity, data: pa.RecordBatch | None, findings: Sequence[tuple[Any, ...]]) -> None:
         with self.engine.begin() as conn:
-            if rows:
-                conn.exec_driver_sql(_insert_sql(entity), list(rows))
+            if data is not None and data.num_rows:
+                columns = [_stored(c.kind, a) for c, a in zip(entity.all_columns, data.columns, strict=True)]
+                conn.exec_driver_sql(_insert_sql(entity), list(zip(*columns, strict=True)))
             if findings:
                 conn.exec_driver_sql(_FINDING_SQL, list(findings))
 
@@ -229,7 +246,9 @@ class SqliteStores:
             return {e.name: [] for e in ENTITIES}
         with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.connect() as conn:
             return {
-                e.name: [tuple(r) for r in conn.execute(select(PRODUCTION.tables[e.name]).order_by("ImportId"))]
+                e.name: [
+                    tuple(r) for r in conn.execute(select(PRODUCTION.tables[e.name]).order_by("ImportId"))
+                ]
                 for e in ENTITIES
             }
 
