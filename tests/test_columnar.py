@@ -13,11 +13,13 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from efimis_etl.digest import import_id_digest, text_hashes
 from efimis_etl.errors import Rejected
 from efimis_etl.schema.model import ENTITY_BY_NAME
 from efimis_etl.source.columnar import ARROW_TYPES, _by_value, convert_batch
@@ -165,3 +167,19 @@ def test_the_embedded_store_refuses_money_beyond_what_it_holds_exactly_as_a_find
     on_postgresql = convert_batch(WORK_ITEM, columns, [None] * len(WORK_ITEM.all_columns), None)
     assert on_postgresql.data.column(amount).to_pylist() == [Decimal(beyond), Decimal(5)]
     assert on_postgresql.findings == []
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(max_size=40) | st.text(alphabet="aé漢\n", max_size=30), min_size=1, max_size=60))
+def test_the_digest_hash_is_postgresql_s_own_hashtextextended(pg_url: str, texts: list[str]) -> None:
+    texts = [t.replace("\x00", "") for t in texts]  # PostgreSQL text holds no NUL (staging replaces it)
+    with psycopg.connect(pg_url.replace("+psycopg", "")) as connection:
+        expected = [
+            row[0] % 2**64
+            for row in connection.execute(
+                "SELECT hashtextextended(t, 0) FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i",
+                (texts,),
+            )
+        ]
+    assert [int(h) for h in text_hashes(pa.array(texts))] == expected
+    assert import_id_digest(pa.array([*texts, None])) == sum(expected) % 2**64

@@ -93,6 +93,9 @@ class _LosingStore:
     def reading(self) -> AbstractContextManager[Connection]:
         return self.store.reading()
 
+    def import_id_digest(self, conn: Connection, entity: Entity) -> int:
+        return self.store.import_id_digest(conn, entity)
+
 
 def test_a_row_lost_from_staging_is_caught_by_reconciliation(tmp_path: Path, demo: DemoSource) -> None:
     stores = SqliteStores(tmp_path / "staging", tmp_path / "production")

@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from conftest import DemoSource
 from efimis_etl.demo import row_counts
+from efimis_etl.digest import import_id_digest
 from efimis_etl.jobs.distributed import build_app
 from efimis_etl.jobs.state import Platform
 from efimis_etl.preflight import preflight
 from efimis_etl.promotion.promote import promote
+from efimis_etl.schema.model import ENTITY_BY_NAME
 from efimis_etl.settings import Settings
+from efimis_etl.source.columnar import convert_batch
+from efimis_etl.staging.measure import measure
 from efimis_etl.stores import make_stores
 from efimis_etl.validation.run import validate
 from support import stage
@@ -108,3 +114,22 @@ def test_preflight_only_reads_production_even_while_a_promotion_holds_it(
         writer.close()
     assert _digest(production) == before
     assert {t: len(r) for t, r in stores.production_rows(TENANT).items()} == row_counts(demo.path)
+
+
+def test_staged_import_ids_digest_as_they_were_read_whatever_their_characters(settings: Settings) -> None:
+    # The read digest is computed in numpy, the loaded one by the store (PostgreSQL: hashtextextended in
+    # SQL): NULL, the empty string, multi-byte text and every length around lookup3's 12-byte blocks.
+    staff = ENTITY_BY_NAME["Staff"]
+    ids = ["a", "", None, 'q"uote', "new\nline", "é漢", "\\N", "NULL", *("x" * n for n in range(2, 26))]
+    stores = make_stores(settings)
+    loader = stores.create_staging(uuid.uuid4().hex)
+    try:
+        columns: list[list[object]] = [ids] + [[None] * len(ids) for _ in staff.all_columns[1:]]
+        converted = convert_batch(staff, columns, loader.encoders(staff), loader.store_limit)
+        loader.load(staff, converted.data, converted.findings)
+        loaded = measure(loader, staff)
+    finally:
+        stores.close_staging(loader)
+    assert loaded.rows == len(ids)
+    assert loaded.digest == f"{import_id_digest(pa.array(ids)):016x}"
+    assert import_id_digest(pa.array(ids[1:])) != import_id_digest(pa.array(ids))

@@ -21,51 +21,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import func, select
 
+from efimis_etl.digest import DIGEST_MODULUS, import_id_digest
 from efimis_etl.schema.model import Entity, Kind
-
-DIGEST_MODULUS = 2**64
-
-
-_BASE = np.uint64(0x100000001B3)
-_MIX1, _MIX2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-_SHIFT = np.uint64(33)
-
-
-def import_id_digest(import_ids: pa.Array | pa.ChunkedArray) -> int:
-    """The digest of some ImportIds (NULLs ignored): the sum modulo 2**64 of a 64-bit hash of each one's
-    UTF-8 bytes, so that it is the same in any order and in any split into batches.
-
-    Each ImportId's hash is a polynomial over its bytes (every byte, its position and the length count),
-    finished with MurmurHash3's 64-bit mixer so that sums of hashes do not cancel. It is computed a whole
-    column at a time with numpy, on the Arrow buffers: no Python object per ImportId."""
-    if isinstance(import_ids, pa.ChunkedArray):
-        return sum(import_id_digest(chunk) for chunk in import_ids.chunks) % DIGEST_MODULUS
-    texts = pc.drop_null(import_ids).cast(pa.large_string())
-    count = len(texts)
-    if count == 0:
-        return 0
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64, count=count + 1, offset=texts.offset * 8)
-    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    hashes = lengths.astype(np.uint64) * _MIX2
-    # Horner's rule a byte position at a time, over every ImportId at once (ImportIds are short).
-    for position in range(int(lengths.max())):
-        longer = np.flatnonzero(lengths > position)
-        if len(longer) == count:
-            hashes = hashes * _BASE + data[starts + position] + np.uint64(1)
-        else:
-            hashes[longer] = hashes[longer] * _BASE + data[starts[longer] + position] + np.uint64(1)
-    hashes ^= hashes >> _SHIFT
-    hashes *= _MIX1
-    hashes ^= hashes >> _SHIFT
-    hashes *= _MIX2
-    hashes ^= hashes >> _SHIFT
-    return int(hashes.sum(dtype=np.uint64))
 
 
 def money_columns(entity: Entity) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pyarrow as pa
 from sqlalchemy import select
 
 from efimis_etl.schema.model import Entity
@@ -14,7 +13,6 @@ from efimis_etl.source.reconcile import (
     Figures,
     aggregate_query,
     figures_from_aggregates,
-    import_id_digest,
     money_columns,
 )
 from efimis_etl.stores.base import Loader
@@ -24,17 +22,15 @@ _STREAM = {"yield_per": 100_000}  # rows per round trip when streaming a whole t
 
 def measure(staging: Loader, entity: Entity) -> Figures:
     """Row count, money sums, date range and ImportId digest of what staging holds, in one snapshot:
-    aggregates in SQL where the store sums exactly (else the money streamed and summed here), the digest
-    over the ImportIds read back a chunk at a time, by the same columnar code that digested them as read."""
+    aggregates in SQL where the store sums exactly (else the money streamed and summed here), and the
+    ImportId digest as the store computes it (the same hash the reader used)."""
     table = STAGING.tables[entity.name]
     in_sql = staging.sums_in_sql
     money = [] if in_sql else money_columns(entity)
     with staging.reading() as conn:
         row = conn.execute(aggregate_query(table, entity, sums=in_sql)).one()
         figures = figures_from_aggregates(entity, tuple(row), money=Decimal, date=str, sums=in_sql)
-        digest = 0
-        for chunk in conn.execute(select(table.c.ImportId), execution_options=_STREAM).scalars().partitions():
-            digest += import_id_digest(pa.array(chunk, pa.large_string()))
+        digest = staging.import_id_digest(conn, entity)
         if money:
             sums = dict.fromkeys(money, Decimal(0))
             for amounts in conn.execute(select(*(table.c[n] for n in money)), execution_options=_STREAM):

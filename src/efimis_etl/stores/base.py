@@ -114,6 +114,11 @@ class Loader(Protocol):
         """A connection in one snapshot of the store, its tables unqualified."""
         ...
 
+    def import_id_digest(self, conn: Connection, entity: Entity) -> int:
+        """The `digest.import_id_digest` of an entity's staged ImportIds, on `reading()`'s
+        connection."""
+        ...
+
 
 class TenantStores(Protocol):
     """Where tenant data lives. Every method takes request ids the service issued (`ids`) and refuses

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from sqlalchemy import Connection, Engine
 
+from efimis_etl.digest import DIGEST_MODULUS
 from efimis_etl.schema.model import Entity
 from efimis_etl.stores.base import FINDING, FINDING_COLUMNS
 from efimis_etl.stores.postgres_naming import columns_sql, db_errors, driver, table_sql
@@ -96,6 +97,15 @@ class PostgresStaging:
     def reading(self) -> Iterator[Connection]:
         with self._conn.begin():
             yield self._conn
+
+    def import_id_digest(self, conn: Connection, entity: Entity) -> int:
+        """Summed in SQL: `hashtextextended` is the hash `source.reconcile.text_hashes` computes."""
+        statement = sql.SQL("SELECT sum(hashtextextended({}, 0)) FROM {}").format(
+            sql.Identifier("ImportId"), table_sql(self.schema, entity.name)
+        )
+        with driver(conn).cursor() as cursor:
+            total = cursor.execute(statement).fetchone()
+        return int(total[0] or 0) % DIGEST_MODULUS if total else 0
 
     def close(self) -> None:
         self._conn.close()

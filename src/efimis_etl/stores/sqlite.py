@@ -25,6 +25,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
+from efimis_etl.digest import DIGEST_MODULUS, import_id_digest
 from efimis_etl.errors import Rejected
 from efimis_etl.ids import checked_request_id, is_request_id
 from efimis_etl.schema.model import ENTITIES, Entity, Kind
@@ -152,6 +153,14 @@ class SqliteStaging:
     def reading(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+
+    def import_id_digest(self, conn: Connection, entity: Entity) -> int:
+        """Read back a chunk at a time and digested by the reader's own code: SQLite has no such hash."""
+        cursor, digest = conn.exec_driver_sql(f'SELECT "ImportId" FROM "{entity.name}"'), 0
+        while rows := cursor.fetchmany(100_000):
+            digest += import_id_digest(pa.array([row[0] for row in rows], pa.large_string()))
+        return digest % DIGEST_MODULUS
 
 
 class SqliteStores:
