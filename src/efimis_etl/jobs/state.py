@@ -335,6 +335,50 @@ class Platform:
                 )
             )
 
+    def requests(
+        self, tenant: str, *, state: State | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The tenant's requests, newest first, with their rows and validation counts: (total, one page).
+
+        Rows are summed and the counts read out of the validation summary by the database, so a page
+        costs two queries whatever its size, and no summary's findings are loaded."""
+        r, t = IMPORT_REQUEST, IMPORT_TABLE
+        where = [r.c.tenant == tenant] + ([r.c.state == state.value] if state is not None else [])
+        rows = (
+            select(
+                t.c.request_id,
+                func.count().label("tables"),
+                func.sum(t.c.rows_expected).label("rows_expected"),
+                func.sum(t.c.rows_loaded).label("rows_loaded"),
+            )
+            .group_by(t.c.request_id)
+            .subquery()
+        )
+        page = (
+            select(
+                r.c.id,
+                r.c.state,
+                r.c.source,
+                r.c.created_at,
+                r.c.import_finished_at,
+                r.c.promotion_finished_at,
+                rows.c.tables,
+                rows.c.rows_expected,
+                rows.c.rows_loaded,
+                r.c.validation["errors"].as_integer().label("errors"),
+                r.c.validation["warnings"].as_integer().label("warnings"),
+            )
+            .join_from(r, rows, rows.c.request_id == r.c.id, isouter=True)
+            .where(*where)
+            .order_by(r.c.created_at.desc(), r.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(r).where(*where)).scalar_one()
+            found = [dict(row) for row in conn.execute(page).mappings()]
+        return int(total), found
+
     def audit_events(self, tenant: str, *, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         with self.engine.connect() as conn:
             total = conn.execute(
