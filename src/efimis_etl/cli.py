@@ -431,7 +431,11 @@ def imports(
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
-    table = Table("requestId", "state", "created", "finished", "rows", "errors", "warnings", "source")
+    table = Table()
+    # The id, state and times whole on one line each (an id is copied from here); a long source folds.
+    for heading in ("requestId", "state", "created", "finished", "rows", "errors", "warnings"):
+        table.add_column(heading, no_wrap=True)
+    table.add_column("source", overflow="fold")
     for i in data["imports"]:
         finished = i["promotionFinishedAt"] or i["importFinishedAt"]
         rows = f"{i['rowsLoaded']}/{i['rowsExpected']}" if i["rowsExpected"] is not None else "—"
