@@ -179,3 +179,17 @@ def test_style_sheet_and_vendored_assets_ship_with_their_licences() -> None:
     assert "http" not in css  # no web fonts, no remote images
     for vendored, licence in (("swagger-ui-5.35.0", "Apache License"), ("redoc-2.5.4", "MIT License")):
         assert licence in (STATIC_DIR / "vendor" / vendored / "LICENSE").read_text()
+
+
+def test_static_files_count_under_one_route_in_the_metrics(serve: Serve) -> None:
+    with serve(metrics_token="scrape-me") as service:
+        for path in ("/static/efimis.css", "/static/docs/swagger-init.js", "/static/no-such-file.js"):
+            service.client.get(path)
+        metrics = service.client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).text
+        assert (
+            'efimis_http_requests_total{method="GET",route="/static/{path:path}",status="200"} 2.0' in metrics
+        )
+        assert (
+            'efimis_http_requests_total{method="GET",route="/static/{path:path}",status="404"} 1.0' in metrics
+        )
+        assert "efimis.css" not in metrics and 'route="unmatched"' not in metrics
