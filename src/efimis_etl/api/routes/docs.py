@@ -73,6 +73,7 @@ def redoc(request: Request) -> HTMLResponse:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title>"
+        f'<link rel="stylesheet" href="{e(static_url(request, "docs/redoc.css"))}">'
         "</head><body>"
         f'<redoc spec-url="{e(_openapi_url(request))}" disable-search="true"></redoc>'
         f'<script src="{e(static_url(request, REDOC + "/redoc.standalone.js"))}"></script>'
