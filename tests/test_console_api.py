@@ -260,6 +260,12 @@ def test_describe_refuses_with_the_message_the_import_would_give(serve: Serve) -
             assert body == {"valid": False, "message": submitted.json()["error"]["message"]}
             assert names in body["message"]
             _never_shows(PASSWORD, response.text)
+        # A body that is not a connection string at all is refused as the import refuses it.
+        for bad in ({"connectionString": ""}, {"connectionString": "x", "password": PASSWORD}, {}):
+            described = service.client.post("/etl/connection-string/describe", json=bad)
+            assert described.status_code == 422, described.text
+            assert described.json() == service.client.post("/etl/import", json=bad).json()
+            _never_shows(PASSWORD, described.text)
 
 
 def test_describe_follows_the_services_source_policy(serve: Serve, demo: DemoSource) -> None:
