@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -103,3 +104,32 @@ def test_cancel_wait_returns_once_the_job_has_stopped(
         assert again.returncode == 1 and "409" in again.stderr and "is Cancelled" in again.stderr
         status = run("status", request_id, url=service.url)
         assert status.returncode == 1 and "Cancelled" in status.stdout
+
+
+def test_imports_lists_the_firms_imports_as_a_table_or_json(
+    service: Service, demo: DemoSource, demo_with_errors: DemoSource
+) -> None:
+    validated = service.import_(demo.url)
+    service.wait(validated)
+    refused = service.import_(demo_with_errors.url)
+    service.wait(refused)
+
+    table = run("imports", url=service.url)
+    assert table.returncode == 0, table.stdout + table.stderr
+    lines = table.stdout.splitlines()
+    newest = next(i for i, line in enumerate(lines) if refused in line)
+    older = next(i for i, line in enumerate(lines) if validated in line)
+    assert newest < older
+    assert "ValidationFailed" in lines[newest] and "│ 26 " in lines[newest]
+    rows = service.status(validated)["progress"]["rowsLoaded"]
+    assert "Validated" in lines[older] and f"{rows}/{rows}" in lines[older]
+    assert "1–2 of 2" in table.stdout
+
+    only = run("imports", "--state", "Validated", "--json", url=service.url)
+    assert only.returncode == 0, only.stderr
+    page = json.loads(only.stdout)
+    assert page["total"] == 1 and [i["requestId"] for i in page["imports"]] == [validated]
+    assert page["imports"][0]["source"] == demo.url
+
+    wrong = run("imports", "--state", "Done", url=service.url)
+    assert wrong.returncode == 1 and "422" in wrong.stderr and "'ValidationFailed'" in wrong.stderr

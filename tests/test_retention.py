@@ -49,7 +49,7 @@ def _validated(service: Service, source: str) -> str:
 def _assert_expired(service: Service, request_id: str, *, promoted: bool) -> None:
     """Findings (and the id map of a promoted import) answer 410 naming the retention; the status stays."""
     assert not service.staging_exists(request_id)
-    for path in ("findings", "findings.csv", *(["id-map"] if promoted else [])):
+    for path in ("findings", "findings.csv", *(["id-map", "id-map.csv"] if promoted else [])):
         response = service.client.get(f"/etl/import/{request_id}/{path}")
         assert response.status_code == 410, (path, response.text)
         error = response.json()["error"]

@@ -26,6 +26,7 @@ def _endpoints(request_id: str) -> list[tuple[str, str, dict[str, object] | None
         ("GET", f"/etl/import-status/{request_id}", None),
         ("POST", "/etl/promote-to-production", {"requestId": request_id}),
         ("GET", f"/etl/import/{request_id}/id-map", None),
+        ("GET", f"/etl/import/{request_id}/id-map.csv", None),
         ("GET", f"/etl/import/{request_id}/findings", None),
         ("GET", f"/etl/import/{request_id}/findings.csv", None),
         ("POST", f"/etl/import/{request_id}/cancel", None),
@@ -76,6 +77,8 @@ def test_every_endpoint_needs_a_valid_token(service: Service) -> None:
     calls = [
         *_endpoints(UNKNOWN),
         ("POST", "/etl/import", {"connectionString": "sqlite:///x.db"}),
+        ("POST", "/etl/connection-string/describe", {"connectionString": "sqlite:///x.db"}),
+        ("GET", "/etl/imports", None),
         ("GET", "/etl/audit", None),
     ]
     with _bare(service) as client:

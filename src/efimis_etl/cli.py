@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from efimis_etl.reference import render_html, render_markdown
 from efimis_etl.schema.tables import render_ddl
@@ -361,11 +362,18 @@ def _token(client: httpx.Client) -> str:
     return str(response.json()["access_token"])
 
 
-def _call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _call(
+    url: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             client.headers["Authorization"] = f"Bearer {_token(client)}"
-            response = client.request(method, path, json=body)
+            response = client.request(method, path, json=body, params=params)
     except httpx.HTTPError as error:
         errors.print(f"[red]Cannot reach the service at {url}:[/] {error}. Start it with: efimis-etl serve")
         raise typer.Exit(2) from None
@@ -389,6 +397,63 @@ def import_(
     console.print(f"{accepted['message']} requestId: [bold]{request_id}[/]")
     if wait:
         _finish(url, _follow(url, request_id))
+
+
+STATE_STYLE = {
+    "Validated": "green",
+    "Promoted": "green",
+    "ValidationFailed": "red",
+    "Failed": "red",
+    "PromotionFailed": "red",
+    "Cancelled": "yellow",
+}
+
+
+@app.command()
+def imports(
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="Only imports in this state: Queued, Importing, Validating, Validated, "
+            "ValidationFailed, Failed, Promoting, Promoted, PromotionFailed or Cancelled."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many of the newest first.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON page as the API gives it.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """List your firm's imports, newest first: requestId, state, source, times, rows, errors, warnings."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if state is not None:
+        params["state"] = state
+    data = _call(url, "GET", "/etl/imports", params=params)
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    table = Table()
+    # The id, state and times whole on one line each (an id is copied from here); a long source folds.
+    for heading in ("requestId", "state", "created", "finished", "rows", "errors", "warnings"):
+        table.add_column(heading, no_wrap=True)
+    table.add_column("source", overflow="fold")
+    for i in data["imports"]:
+        finished = i["promotionFinishedAt"] or i["importFinishedAt"]
+        rows = f"{i['rowsLoaded']}/{i['rowsExpected']}" if i["rowsExpected"] is not None else "—"
+        # Text(): a source or state from the service is shown as it is, never read as rich markup.
+        table.add_row(
+            Text(i["requestId"]),
+            Text(i["state"], style=STATE_STYLE.get(i["state"], "blue")),
+            Text(i["createdAt"]),
+            Text(finished or "—"),
+            Text(rows),
+            Text("—" if i["errors"] is None else str(i["errors"])),
+            Text("—" if i["warnings"] is None else str(i["warnings"])),
+            Text(i["source"]),
+        )
+    console.print(table)
+    shown = len(data["imports"])
+    first = data["offset"] + 1 if shown else data["offset"]
+    console.print(f"{first}–{data['offset'] + shown} of {data['total']}", markup=False, highlight=False)
 
 
 @app.command()
@@ -421,7 +486,9 @@ def promote(
 
 @app.command()
 def cancel(
-    request_id: Annotated[str, typer.Argument(help="The requestId of a Queued, Importing or Validating import.")],
+    request_id: Annotated[
+        str, typer.Argument(help="The requestId of a Queued, Importing or Validating import.")
+    ],
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until its job has stopped and its staging data is deleted.")
     ] = False,

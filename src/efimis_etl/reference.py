@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import html
+import itertools
+import re
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from efimis_etl.schema.model import (
     ALL_TABLES,
@@ -86,41 +92,82 @@ def render_markdown() -> str:
     return "\n".join(out)
 
 
-def render_html() -> str:
+def render_html(stylesheet_url: str | None = None) -> str:
+    """The Markdown reference as an HTML page: rendered from the same text, so the two never disagree.
+
+    The page links the style sheet at `stylesheet_url` (the service's `/static/efimis.css`); without one
+    (a file written by the CLI) it carries the style sheet's text itself."""
+    markdown = _markdown()
+    tokens = markdown.parse(render_markdown())
+    headings = _label_headings(tokens)
+    _badge_severities(tokens)
+    body = markdown.renderer.render(tokens, markdown.options, {})
+    title, _, rest = body.partition("</h1>\n")
     e = html.escape
-    body = [f"<h1>Efimis ETL schema {e(SCHEMA_VERSION)} reference</h1>"]
-    body += [f"<p>{e(p)}</p>" for p in INTRODUCTION.split("\n\n")]
-    for entity in ALL_TABLES:
-        body.append(
-            f'<h2 id="{e(entity.name)}">{e(SCHEMA_NAME)}.{e(entity.name)}</h2><p>{e(entity.description)}</p>'
-        )
-        body.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in HEADER) + "</tr>")
-        for row in _rows(entity):
-            body.append("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>")
-        body.append("</table>")
-    body.append("<h2>Enumerations</h2>")
-    for enumeration in ENUMERATIONS:
-        note = "" if enumeration.supported else " (not importable yet)"
-        body.append(f"<h3>{e(enumeration.name)}{note}</h3><p>{e(enumeration.description)}</p><table>")
-        body.append("<tr><th>Value</th><th>Name</th><th>Description</th></tr>")
-        body += [
-            f"<tr><td>{v.value}</td><td>{e(v.name)}</td><td>{e(v.description)}</td></tr>"
-            for v in enumeration.values
-        ]
-        body.append("</table>")
-    body.append(
-        "<h2>Validation rules</h2><table><tr><th>Code</th><th>Severity</th><th>What it finds</th><th>What to do</th></tr>"
-    )
-    body += [
-        f"<tr><td>{e(r.code)}</td><td>{e(r.severity)}</td><td>{e(r.title)}</td><td>{e(r.fix)}</td></tr>"
-        for r in RULES.values()
-    ]
-    body.append("</table>")
-    style = (
-        "body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
-    )
+    if stylesheet_url is None:
+        style = f"<style>{STYLESHEET.read_text(encoding='utf-8')}</style>"
+    else:
+        style = f'<link rel="stylesheet" href="{e(stylesheet_url)}">'
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Efimis ETL schema {e(SCHEMA_VERSION)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Efimis ETL schema {e(SCHEMA_VERSION)} reference</title>{style}</head>\n"
+        f"<body><main>\n{title}</h1>\n{_contents(headings)}{rest}</main></body></html>\n"
     )
+
+
+STYLESHEET = Path(__file__).resolve().parent / "api" / "static" / "efimis.css"
+SEVERITY_BADGES = {"error": "badge-error", "warning": "badge-warn"}
+
+
+def _markdown() -> MarkdownIt:
+    # Raw HTML in the text is shown as text, never passed through.
+    markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+    # Wide tables scroll inside their box on a narrow screen instead of widening the page.
+    markdown.add_render_rule("table_open", lambda *_: '<div class="table-wrap"><table>\n')
+    markdown.add_render_rule("table_close", lambda *_: "</table></div>\n")
+    return markdown
+
+
+def _label_headings(tokens: list[Token]) -> list[tuple[int, str, str]]:
+    """Give every heading an id to link to; (level, text, id) of each, in order."""
+    headings = []
+    for opening, inline in itertools.pairwise(tokens):
+        if opening.type == "heading_open" and inline.type == "inline":
+            text = "".join(child.content for child in inline.children or [])
+            anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+            opening.attrSet("id", anchor)
+            headings.append((int(opening.tag[1]), text, anchor))
+    return headings
+
+
+def _contents(headings: list[tuple[int, str, str]]) -> str:
+    """A list of links to the sections (h2) and the tables and enumerations in them (h3)."""
+    e = html.escape
+    sections: list[tuple[str, str, list[str]]] = []
+    for level, text, anchor in headings:
+        if level == 2:
+            sections.append((text, anchor, []))
+        elif level == 3 and sections:
+            sections[-1][2].append(f'<li><a href="#{e(anchor)}">{e(text)}</a></li>')
+    items = "".join(
+        f'<li><a href="#{e(anchor)}">{e(text)}</a>' + (f"<ul>{''.join(sub)}</ul>" if sub else "") + "</li>"
+        for text, anchor, sub in sections
+    )
+    return f'<nav class="toc" aria-label="Contents"><ul>{items}</ul></nav>\n'
+
+
+def _badge_severities(tokens: list[Token]) -> None:
+    """A rule's severity as a badge, so that errors and warnings stand apart at a glance."""
+    in_cell = False
+    for token in tokens:
+        if token.type == "td_open":
+            in_cell = True
+        elif token.type == "td_close":
+            in_cell = False
+        elif in_cell and token.type == "inline" and token.content in SEVERITY_BADGES:
+            badge = Token("html_inline", "", 0)
+            badge.content = (
+                f'<span class="{SEVERITY_BADGES[token.content]}">{html.escape(token.content)}</span>'
+            )
+            token.children = [badge]

@@ -19,9 +19,9 @@ from efimis_etl.jobs.pipeline import (
 from efimis_etl.jobs.queue import ChildProcessQueue, DistributedQueue, JobQueue
 from efimis_etl.jobs.retention import Clock, RetentionTimer, SystemClock, drop_expired_staging
 from efimis_etl.jobs.state import CANCELLABLE, PROMOTABLE, VALIDATION_RAN, Platform, State, now
-from efimis_etl.promotion.promote import id_map
+from efimis_etl.promotion.promote import id_map, iter_id_map
 from efimis_etl.settings import Settings
-from efimis_etl.source.connstr import parse_connection_string
+from efimis_etl.source.connstr import Source, parse_connection_string
 from efimis_etl.source.policy import check_source
 from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.validation.run import FindingFilter, findings_page, iter_findings
@@ -141,6 +141,19 @@ class Service:
         log.info("import %s queued for tenant %s from %s", request_id, tenant, source.describe())
         return request_id
 
+    def describe_source(self, connection_string: str) -> Source:
+        """The source a connection string names, if `submit_import` would accept it (the same parser and
+        policy, the same messages), without connecting to it or recording anything."""
+        source = parse_connection_string(connection_string)
+        check_source(source, self.settings.source_policy())
+        return source
+
+    def imports(
+        self, caller: Caller, *, state: State | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The caller's tenant's requests, newest first (only those in `state`, if given)."""
+        return self.platform.requests(caller.tenant, state=state, offset=offset, limit=limit)
+
     def request_promotion(self, caller: Caller, request_id: str) -> str:
         request = self._request(caller, request_id)
         if request["state"] in PROMOTABLE and not self.platform.all_verified(request_id):
@@ -191,18 +204,29 @@ class Service:
     def id_map(
         self, caller: Caller, request_id: str, *, offset: int, limit: int
     ) -> tuple[int, list[dict[str, str]]]:
+        request = self._promoted(caller, request_id)
+        return id_map(self.stores, request_id, request["tenant"], offset=offset, limit=limit)
+
+    def _promoted(self, caller: Caller, request_id: str) -> dict[str, Any]:
         request = self._request(caller, request_id)
         if request["state"] != State.PROMOTED:
             raise Conflict(
                 f"Import {request_id} is {request['state']}; the id map exists once it is Promoted."
             )
         self._staging_kept(request_id)
-        return id_map(self.stores, request_id, request["tenant"], offset=offset, limit=limit)
+        return request
+
+    def all_id_map(self, caller: Caller, request_id: str) -> Iterator[dict[str, str]]:
+        """The whole id map, in the order of `id_map`'s pages; checked before the first row is read."""
+        request = self._promoted(caller, request_id)
+        return iter_id_map(self.stores, request_id, request["tenant"])
 
     def findings(
         self, caller: Caller, request_id: str, where: FindingFilter, *, offset: int, limit: int
     ) -> tuple[int, list[dict[str, Any]]]:
-        return findings_page(self.stores, self._validated(caller, request_id), where, offset=offset, limit=limit)
+        return findings_page(
+            self.stores, self._validated(caller, request_id), where, offset=offset, limit=limit
+        )
 
     def all_findings(self, caller: Caller, request_id: str, where: FindingFilter) -> Iterator[dict[str, Any]]:
         return iter_findings(self.stores, self._validated(caller, request_id), where)

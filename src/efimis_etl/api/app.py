@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from efimis_etl import __version__
 from efimis_etl.api.body_limit import BodyLimit
 from efimis_etl.api.errors import install_error_handlers
 from efimis_etl.api.metrics import install_metrics
-from efimis_etl.api.routes import audit, health, imports, oauth, schema
+from efimis_etl.api.routes import audit, docs, health, imports, oauth, schema
+from efimis_etl.api.routes.docs import STATIC_DIR
+from efimis_etl.api.security_headers import SecurityHeaders
 from efimis_etl.identity import EmbeddedIssuer, TokenVerifier
 from efimis_etl.jobs.retention import Clock
 from efimis_etl.logs import install_redaction
@@ -29,14 +32,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version=__version__,
         summary="Import a law firm's data from SQL Server staging tables, validate it, promote it.",
         lifespan=lifespan,
+        # Served by routes/docs.py from the service's own files: FastAPI's load theirs from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outside BodyLimit: its refusals get the headers too
     install_error_handlers(app)
     # In this order OpenAPI lists the paths.
-    for routes in (imports, schema, audit, oauth, health):
+    for routes in (imports, schema, audit, oauth, health, docs):
         app.include_router(routes.router)
+    # The console's files, the documentation pages' vendored assets and the style sheet they share.
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_metrics(app)  # last: its middleware is then the outermost, and counts refusals (413) too
     return app
 

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.routing import compile_path
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from efimis_etl.api.errors import error_response
@@ -120,7 +120,12 @@ def _route_template(scope: Scope) -> str:
     app = scope.get("app")
     templates = getattr(getattr(app, "state", None), "route_templates", None)
     if templates is None and isinstance(app, FastAPI):
-        own = [r.path for r in app.routes if isinstance(getattr(r, "path", None), str)]
+        own = [
+            # A mount (the static files) is one template for every file under it.
+            r.path + "/{path:path}" if isinstance(r, Mount) else r.path
+            for r in app.routes
+            if isinstance(getattr(r, "path", None), str)
+        ]
         templates = [(compile_path(p)[0], p) for p in [*app.openapi()["paths"], *own]]
         app.state.route_templates = templates
     for pattern, template in templates or ():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from efimis_etl.source.connstr import Source, SqlServerSource
 from efimis_etl.timestamps import iso_z
 
 IMPORT_QUEUED = "Import request queued successfully."
@@ -207,6 +208,97 @@ class AuditPage(Out):
     offset: int
     limit: int
     items: list[AuditEvent]
+
+
+class ImportSummary(Out):
+    request_id: str
+    state: str
+    source: str = Field(description="The source database, described without its password.")
+    created_at: Timestamp
+    import_finished_at: Timestamp | None
+    promotion_finished_at: Timestamp | None
+    rows_loaded: int
+    rows_expected: int | None = Field(description="Rows counted in the source; null until counted.")
+    errors: int | None = Field(description="Validation errors; null until validation has run.")
+    warnings: int | None = Field(description="Validation warnings; null until validation has run.")
+
+
+class ImportsPage(Out):
+    total: int
+    offset: int
+    limit: int
+    imports: list[ImportSummary] = Field(description="Newest first.")
+
+
+class SourceDescription(Out):
+    kind: Literal["sqlserver", "sqlite", "postgresql"]
+    server: str | None = Field(description="The host (SQL Server, PostgreSQL).")
+    port: int | None
+    instance: str | None = Field(description="A SQL Server named instance.")
+    database: str | None = Field(description="The database (for SQLite, the file).")
+    user: str | None
+    password_given: bool = Field(description="Whether the string holds a password (never shown).")
+    encrypt: str | None = Field(description="SQL Server's Encrypt: yes, no, optional or strict.")
+    trust_server_certificate: bool | None
+    summary: str = Field(description="The one-line description the import's status shows.")
+
+
+class ConnectionStringUnderstood(Out):
+    valid: Literal[True]
+    description: SourceDescription
+
+
+class ConnectionStringRefused(Out):
+    valid: Literal[False]
+    message: str = Field(description="What POST /etl/import would answer, naming what to fix.")
+
+
+def source_view(source: Source) -> SourceDescription:
+    """What a connection string says, without its password."""
+    if isinstance(source, SqlServerSource):
+        return SourceDescription(
+            kind="sqlserver",
+            server=source.host,
+            port=source.port,
+            instance=source.instance,
+            database=source.database,
+            user=source.user,
+            password_given=bool(source.password),
+            encrypt=source.encrypt,
+            trust_server_certificate=source.trust_server_certificate,
+            summary=source.describe(),
+        )
+    url = source.url
+    sqlite = url.get_backend_name() == "sqlite"
+    return SourceDescription(
+        kind="sqlite" if sqlite else "postgresql",
+        server=None if sqlite else url.host,
+        port=None if sqlite else url.port,
+        instance=None,
+        database=url.database,
+        user=None if sqlite else url.username,
+        password_given=url.password is not None,
+        encrypt=None,
+        trust_server_certificate=None,
+        summary=source.describe(),
+    )
+
+
+def import_summary(request: dict[str, Any]) -> ImportSummary:
+    # As the status counts them: no tables yet, nothing expected; a table not yet counted, none.
+    expected = int(request["rows_expected"] or 0) if request["tables"] else None
+    return ImportSummary(
+        request_id=request["id"],
+        state=request["state"],
+        source=request["source"],
+        created_at=request["created_at"],
+        import_finished_at=request["import_finished_at"],
+        promotion_finished_at=request["promotion_finished_at"],
+        rows_loaded=int(request["rows_loaded"] or 0),
+        rows_expected=expected,
+        errors=request["errors"],
+        warnings=request["warnings"],
+    )
 
 
 class ErrorDetail(Out):

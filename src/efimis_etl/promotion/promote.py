@@ -15,6 +15,7 @@ account's reference to its parent account.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,9 @@ _COUNTED = {"preserve_rowcount": True}  # SQLAlchemy keeps an INSERT's row count
 def promote(stores: TenantStores, request_id: str, tenant: str) -> list[TableResult]:
     """Move one import's staging data into production: all of it, or (on any error) none of it."""
     with stores.promotion_session(request_id, tenant, write=True) as conn:
-        counts = {e.name: conn.execute(select(func.count()).select_from(staged(e))).scalar_one() for e in ENTITIES}
+        counts = {
+            e.name: conn.execute(select(func.count()).select_from(staged(e))).scalar_one() for e in ENTITIES
+        }
         inserted = {e.name: _assign_platform_ids(conn, e, request_id) for e in ENTITIES}
         changed = {e.name: conn.execute(write_values(e, request_id)).rowcount for e in ENTITIES}
         results = [
@@ -136,3 +139,29 @@ def id_map(
         total = conn.execute(select(func.count()).select_from(union)).scalar_one()
         rows = conn.execute(page).all()
     return total, [{"entity": e, "importId": i, "reference": r} for e, i, r in rows]
+
+
+def iter_id_map(
+    stores: TenantStores, request_id: str, tenant: str, *, batch: int = 5000
+) -> Iterator[dict[str, str]]:
+    """The whole id map in `id_map`'s order, read a batch at a time after the last ImportId (keyset, never
+    OFFSET), a connection per batch: none is held while a slow download reads."""
+    for entity in ENTITIES:
+        source, promoted = staged(entity), PRODUCTION.tables[entity.name]
+        key = binary_order(source.c.ImportId)
+        last: str | None = None
+        while True:
+            query = (
+                select(source.c.ImportId, literal(entity.prefix + "_") + promoted.c.PlatformId)
+                .join_from(source, promoted, promoted.c.ImportId == source.c.ImportId)
+                .order_by(key)
+                .limit(batch)
+            )
+            if last is not None:
+                query = query.where(key > binary_order(literal(last)))
+            with stores.promotion_session(request_id, tenant, write=False) as conn:
+                rows = conn.execute(query).all()
+            yield from ({"entity": entity.name, "importId": i, "reference": r} for i, r in rows)
+            if len(rows) < batch:
+                break
+            last = rows[-1][0]

@@ -1,4 +1,5 @@
-"""Routes of an import request: submit, promote, cancel, status, findings (JSON and CSV) and the id map."""
+"""Routes of import requests: list, submit (and describe a connection string first), promote, cancel,
+status, findings and the id map (JSON and CSV)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,25 @@ from efimis_etl.api.models import (
     IMPORT_QUEUED,
     PROMOTION_STARTED,
     Accepted,
+    ConnectionStringRefused,
+    ConnectionStringUnderstood,
     Finding,
     FindingsPage,
     IdMap,
     IdMapEntry,
     ImportRequest,
+    ImportsPage,
     ImportStatus,
     PromoteRequest,
+    import_summary,
+    source_view,
     status_view,
 )
+from efimis_etl.jobs.state import State
 from efimis_etl.validation.run import FindingFilter
 
 CSV_COLUMNS = ["rule", "severity", "table", "importId", "column", "value", "message"]
+ID_MAP_CSV_COLUMNS = ["entity", "importId", "reference"]
 CSV_ROWS_PER_CHUNK = 1000
 
 router = APIRouter(tags=["import"], responses=ERROR_RESPONSES)
@@ -42,6 +50,39 @@ def finding_filter(
 
 
 WhereDep = Annotated[FindingFilter, Depends(finding_filter)]
+
+
+@router.get("/etl/imports", response_model=ImportsPage)
+def list_imports(
+    who: CallerDep,
+    service: ServiceDep,
+    state: Annotated[State | None, Query(description="Only requests in this state.")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ImportsPage:
+    """The caller's firm's import requests, newest first: state, source (without its password), times,
+    rows and validation counts. Lost a requestId? It is here."""
+    total, requests = service.imports(who, state=state, offset=offset, limit=limit)
+    return ImportsPage(total=total, offset=offset, limit=limit, imports=[import_summary(r) for r in requests])
+
+
+@router.post(
+    "/etl/connection-string/describe",
+    response_model=ConnectionStringUnderstood | ConnectionStringRefused,
+)
+def describe_connection_string(
+    body: ImportRequest,
+    _who: CallerDep,
+    service: ServiceDep,
+) -> ConnectionStringUnderstood | ConnectionStringRefused:
+    """How a connection string is understood — server, port or instance, database, user, encryption — or
+    the message `POST /etl/import` would answer, naming what to fix. It never connects, and never shows
+    the password."""
+    try:
+        source = service.describe_source(body.connection_string)
+    except ValueError as error:  # ConnectionStringError, SourceRefused: messages hold no secret
+        return ConnectionStringRefused(valid=False, message=str(error))
+    return ConnectionStringUnderstood(valid=True, description=source_view(source))
 
 
 @router.post("/etl/import", status_code=202, response_model=Accepted)
@@ -86,6 +127,17 @@ def import_id_map(
     return IdMap(request_id=requestId, total=total, offset=offset, limit=limit, items=entries)
 
 
+@router.get("/etl/import/{requestId}/id-map.csv")
+def import_id_map_csv(requestId: str, who: CallerDep, service: ServiceDep) -> StreamingResponse:  # noqa: N803
+    """The whole id map as CSV (entity, importId, reference), in the JSON id map's order."""
+    rows = service.all_id_map(who, requestId)  # raises 404/409/410 before streaming starts
+    return StreamingResponse(
+        _csv_chunks(rows, ID_MAP_CSV_COLUMNS),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="id-map-{requestId}.csv"'},
+    )
+
+
 @router.get("/etl/import/{requestId}/findings", response_model=FindingsPage)
 def findings(
     requestId: str,  # noqa: N803
@@ -111,16 +163,16 @@ def findings_csv(
     """All findings as CSV (rule, severity, table, importId, column, value, message)."""
     rows = service.all_findings(who, requestId, where)  # raises 404/409 before streaming starts
     return StreamingResponse(
-        _csv_chunks(rows),
+        _csv_chunks(rows, CSV_COLUMNS),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="findings-{requestId}.csv"'},
     )
 
 
-def _csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The CSV a thousand rows at a time: any number of findings in little memory, without a write per row."""
+def _csv_chunks(rows: Iterable[dict[str, Any]], columns: list[str]) -> Iterator[str]:
+    """The CSV a thousand rows at a time: any number of rows in little memory, without a write per row."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for number, row in enumerate(rows, 1):
         writer.writerow(row)

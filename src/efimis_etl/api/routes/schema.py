@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
+from efimis_etl.api.routes.docs import static_url
 from efimis_etl.reference import render_html, render_markdown
 from efimis_etl.schema.model import SCHEMA_VERSION
 from efimis_etl.schema.tables import render_ddl
@@ -25,8 +26,8 @@ def schema_sql() -> Response:
 
 
 @router.get("/etl/schema-reference")
-def schema_reference(format: Literal["html", "markdown"] = "html") -> Response:
+def schema_reference(request: Request, format: Literal["html", "markdown"] = "html") -> Response:
     """Every table, column, type, reference, enumeration and validation rule."""
     if format == "markdown":
         return PlainTextResponse(render_markdown(), media_type="text/markdown; charset=utf-8")
-    return HTMLResponse(render_html())
+    return HTMLResponse(render_html(stylesheet_url=static_url(request, "efimis.css")))
