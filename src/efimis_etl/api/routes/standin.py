@@ -23,7 +23,9 @@ class Describe(BaseModel):
 
 
 @router.get("/etl/imports")
-def imports(who: CallerDep, service: ServiceDep, state: str | None = None, offset: int = 0, limit: int = 50) -> Any:
+def imports(
+    who: CallerDep, service: ServiceDep, state: str | None = None, offset: int = 0, limit: int = 50
+) -> Any:
     platform = service.platform
     with platform.engine.connect() as conn:
         query = select(IMPORT_REQUEST).where(IMPORT_REQUEST.c.tenant == who.tenant)
@@ -32,7 +34,9 @@ def imports(who: CallerDep, service: ServiceDep, state: str | None = None, offse
         rows = [dict(r) for r in conn.execute(query.order_by(IMPORT_REQUEST.c.created_at.desc())).mappings()]
         out = []
         for r in rows[offset : offset + limit]:
-            tables = list(conn.execute(select(IMPORT_TABLE).where(IMPORT_TABLE.c.request_id == r["id"])).mappings())
+            tables = list(
+                conn.execute(select(IMPORT_TABLE).where(IMPORT_TABLE.c.request_id == r["id"])).mappings()
+            )
             v = r["validation"]
             out.append(
                 {
@@ -41,7 +45,8 @@ def imports(who: CallerDep, service: ServiceDep, state: str | None = None, offse
                     "source": r["source"],
                     "createdAt": r["created_at"].isoformat(),
                     "importFinishedAt": r["import_finished_at"] and r["import_finished_at"].isoformat(),
-                    "promotionFinishedAt": r["promotion_finished_at"] and r["promotion_finished_at"].isoformat(),
+                    "promotionFinishedAt": r["promotion_finished_at"]
+                    and r["promotion_finished_at"].isoformat(),
                     "rowsLoaded": sum(t["rows_loaded"] for t in tables),
                     "rowsExpected": sum(t["rows_expected"] or 0 for t in tables) if tables else None,
                     "errors": v and v["errors"],
@@ -58,7 +63,10 @@ def describe(body: Describe, who: CallerDep, service: ServiceDep) -> Any:
         check_source(source, service.settings.source_policy())
     except ValueError as error:
         return {"valid": False, "message": str(error)}
-    return {"valid": True, "description": {"kind": "sqlite", "summary": source.describe(), "passwordGiven": False}}
+    return {
+        "valid": True,
+        "description": {"kind": "sqlite", "summary": source.describe(), "passwordGiven": False},
+    }
 
 
 CSP = (
@@ -76,4 +84,6 @@ def install(app: FastAPI) -> None:
         return response
 
     app.include_router(router)
-    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent.parent / "static"), name="static")
+    app.mount(
+        "/static", StaticFiles(directory=Path(__file__).resolve().parent.parent / "static"), name="static"
+    )

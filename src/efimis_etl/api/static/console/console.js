@@ -69,6 +69,16 @@ function uniqueId(prefix) {
   return `${prefix}-${idCounter}`;
 }
 
+const NUMERIC_HEADINGS = new Set([
+  "Rows", "Inserted", "Updated", "Unchanged", "Count", "Errors", "Warnings", "Source rows", "Read rows",
+  "Loaded rows", "Rows loaded / expected",
+]);
+
+/** A table's header row; headings of figures align right, over their figures. */
+function headings(names) {
+  return h("thead", {}, h("tr", {}, names.map((name) => h("th", { scope: "col", class: NUMERIC_HEADINGS.has(name) ? "num" : null }, name))));
+}
+
 /** A labelled form control: the label's `for` names the control, so every input has its label. */
 function field(labelText, control, hint) {
   if (!control.id) control.id = uniqueId("field");
@@ -187,7 +197,15 @@ async function request(path, options = {}) {
     headers.set("Content-Type", "application/json");
     body = JSON.stringify(options.json);
   }
-  const response = await fetch(path, { method: options.method ?? "GET", headers, body, cache: "no-store" });
+  // credentials "omit": the API takes bearer tokens, not cookies; and a 401 that asks for HTTP Basic (as
+  // the token endpoint's does) would otherwise make the browser open its own password prompt.
+  const response = await fetch(path, {
+    method: options.method ?? "GET",
+    headers,
+    body,
+    cache: "no-store",
+    credentials: "omit",
+  });
   if (response.status === 401 && bearer && !options.anonymous) {
     const message = await errorMessage(response);
     signOut(`Signed out: ${message}`);
@@ -420,13 +438,7 @@ function renderImports(body, page, state, offset) {
       "table",
       { class: "data stack", id: "imports-table" },
       h("caption", {}, `${number(page.total)} import${page.total === 1 ? "" : "s"}, newest first`),
-      h(
-        "thead",
-        {},
-        h("tr", {}, ["Import", "State", "Source", "Created", "Finished", "Rows loaded / expected", "Errors", "Warnings"].map(
-          (name) => h("th", { scope: "col" }, name),
-        )),
-      ),
+      headings(["Import", "State", "Source", "Created", "Finished", "Rows loaded / expected", "Errors", "Warnings"]),
       h("tbody", {}, rows),
     ),
     pager(page.total, offset, page.limit, (next) => {
@@ -780,7 +792,7 @@ function renderReconciliation(target, status) {
     h(
       "table",
       { class: "data stack", id: "reconciliation-table" },
-      h("thead", {}, h("tr", {}, ["Table", "Source rows", "Read rows", "Loaded rows", "Sums (source / read / loaded)", "Agrees"].map((name) => h("th", { scope: "col" }, name)))),
+      headings(["Table", "Source rows", "Read rows", "Loaded rows", "Sums (source / read / loaded)", "Agrees"]),
       h("tbody", {}, rows),
     ),
   );
@@ -818,7 +830,7 @@ async function renderValidation(target, status) {
           "table",
           { class: "data stack", id: "rules-table" },
           h("caption", {}, "Findings by rule"),
-          h("thead", {}, h("tr", {}, ["Rule", "Severity", "Count", "What it means", "What to do"].map((name) => h("th", { scope: "col" }, name)))),
+          headings(["Rule", "Severity", "Count", "What it means", "What to do"]),
           h("tbody", {}, rows),
         )
       : null,
@@ -873,7 +885,7 @@ function renderFindings(target, status) {
             "table",
             { class: "data stack", id: "findings-table" },
             h("caption", {}, `${number(page.total)} finding${page.total === 1 ? "" : "s"}`),
-            h("thead", {}, h("tr", {}, ["Rule", "Severity", "Table", "ImportId", "Column", "Value", "Message"].map((name) => h("th", { scope: "col" }, name)))),
+            headings(["Rule", "Severity", "Table", "ImportId", "Column", "Value", "Message"]),
             h("tbody", {}, rows),
           ),
       pager(page.total, offset, FINDINGS_PAGE, (next) => {
@@ -934,7 +946,7 @@ function renderPromotion(target, status) {
     h(
       "table",
       { class: "data stack", id: "promotion-table" },
-      h("thead", {}, h("tr", {}, ["Table", "Rows", "Inserted", "Updated", "Unchanged"].map((name) => h("th", { scope: "col" }, name)))),
+      headings(["Table", "Rows", "Inserted", "Updated", "Unchanged"]),
       h(
         "tbody",
         {},
@@ -999,7 +1011,7 @@ async function auditView(parameters) {
       "table",
       { class: "data stack", id: "audit-table" },
       h("caption", {}, `${number(page.total)} event${page.total === 1 ? "" : "s"}, newest first`),
-      h("thead", {}, h("tr", {}, ["When", "Who", "Action", "Import", "From", "Outcome", "Detail"].map((name) => h("th", { scope: "col" }, name)))),
+      headings(["When", "Who", "Action", "Import", "From", "Outcome", "Detail"]),
       h(
         "tbody",
         {},
@@ -1062,7 +1074,7 @@ async function schemaView() {
           "table",
           { class: "data stack", id: "catalogue-table" },
           h("caption", {}, "Validation rules"),
-          h("thead", {}, h("tr", {}, ["Rule", "Severity", "What it finds", "What to do"].map((name) => h("th", { scope: "col" }, name)))),
+          headings(["Rule", "Severity", "What it finds", "What to do"]),
           h(
             "tbody",
             {},
