@@ -13,6 +13,7 @@ import csv
 import io
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from conftest import DEMO_SECRET, DemoSource, Serve, Service
 from efimis_etl.demo import MARKUP
+from support import copy_to_postgresql, hold_table, until
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
@@ -433,4 +435,59 @@ def test_schema_reference_renders_offline_as_html(page: WebDriver, serve: Serve)
         assert len(page.find_elements(By.TAG_NAME, "table")) > 10
         assert page.find_elements(By.CSS_SELECTOR, "ul li, ol li")
         shoot(page, "schema-reference")
+        no_script_ran(page)
+
+
+def test_bars_move_without_a_reload_while_the_import_runs_and_cancel_stops_it(
+    page: WebDriver, serve: Serve, demo: DemoSource, pg_url: str
+) -> None:
+    # The source's WorkItem table is locked by the test: the import is reliably still Importing.
+    copy_to_postgresql(demo.path, pg_url)
+    with serve() as service:
+        sign_in(page, service)
+        with hold_table(pg_url, "WorkItem") as held:
+            request_id = new_import(page, pg_url)
+            until(held.waiting, "the import to wait for the locked WorkItem table")
+            wait_state(page, "Importing")
+            page.execute_script("window.__sameDocument = true")
+            assert page.find_element(By.ID, "cancel-import").is_enabled()
+            assert not page.find_element(By.ID, "promote").is_enabled()
+            shoot(page, "import-running")
+        # Released: the page follows the import to the end on its own.
+        wait_state(page, "Validated")
+        wait(
+            page,
+            lambda d: (
+                {e.text.strip() for e in d.find_elements(By.CSS_SELECTOR, "#progress-bars .percent")}
+                == {"100 %"}
+            ),
+            "every bar at 100 %",
+        )
+        assert page.execute_script("return window.__sameDocument") is True, "the page was reloaded"
+        assert service.status(request_id)["progress"]["percent"] == 100.0
+
+        with hold_table(pg_url, "WorkItem") as held:
+            cancelled = new_import(page, pg_url)
+            until(held.waiting, "the second import to wait for the locked WorkItem table")
+            wait(page, lambda d: d.find_elements(By.ID, "cancel-import"), "the Cancel button")[0].click()
+            wait_state(page, "Cancelled")
+            assert page.find_elements(By.ID, "cancel-import") == []
+            assert not page.find_element(By.ID, "promote").is_enabled()
+        assert service.wait(cancelled)["state"] == "Cancelled"
+        no_script_ran(page)
+
+
+def test_a_failed_import_shows_its_reason_first(page: WebDriver, serve: Serve, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()  # a database without the staging tables
+    with serve() as service:
+        sign_in(page, service)
+        request_id = new_import(page, f"sqlite:///{empty}")
+        wait_state(page, "Failed")
+        reason = service.status(request_id)["failure"]["reason"]
+        box = page.find_element(By.ID, "failure-reason")
+        assert reason in box.text and box.get_attribute("role") == "alert"
+        # Right under the title, above the summary and everything else on the page.
+        assert box.location["y"] < page.find_element(By.ID, "summary").location["y"]
+        shoot(page, "import-failed")
         no_script_ran(page)
