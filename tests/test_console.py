@@ -157,6 +157,15 @@ def shoot(driver: WebDriver, name: str) -> None:
     driver.set_window_size(*WIDTHS["wide"])
 
 
+def shoot_part(driver: WebDriver, name: str, css: str) -> None:
+    """Screenshots of one part of the page at both widths: a phone's view of a long page's detail."""
+    for label, (width, height) in WIDTHS.items():
+        driver.set_window_size(width, height)
+        time.sleep(0.2)
+        driver.find_element(By.CSS_SELECTOR, css).screenshot(str(artifacts() / f"console-{name}-{label}.png"))
+    driver.set_window_size(*WIDTHS["wide"])
+
+
 def no_script_ran(driver: WebDriver) -> None:
     """Nothing alerted, no script error, and the page broke no rule of the Content-Security-Policy."""
     assert driver.execute_script("return window.__alerts") == []
@@ -356,6 +365,8 @@ def test_firm_with_errors_findings_filter_to_one_rule_show_markup_as_text_and_do
     assert MARKUP in [row[5] for row in shown]
     assert page.find_elements(By.CSS_SELECTOR, "#findings img, #view img") == []
     shoot(page, "findings-filtered")
+    shoot_part(page, "findings-part", "#findings")
+    shoot_part(page, "rules-part", "#validation")
 
     page.find_element(By.ID, "findings-csv").click()
     rows = list(csv.DictReader(io.StringIO(downloaded(downloads, f"findings-{request_id}.csv").read_text())))
