@@ -266,6 +266,14 @@ def test_new_import_describes_the_connection_string_before_submitting(page: WebD
         box.send_keys("Server=tcp:127.0.0.1,1433;Database=Firm;User ID=etl;Password=s3cr3t-value;Encrypt=yes")
         summary = wait(page, lambda d: text(d, "#describe-summary"), "how it was understood")
         assert "127.0.0.1" in summary and "Firm" in summary
+        terms = [e.text for e in page.find_elements(By.CSS_SELECTOR, "#describe-details dt")]
+        values = [e.text for e in page.find_elements(By.CSS_SELECTOR, "#describe-details dd")]
+        understood = dict(zip(terms, values, strict=True))
+        assert understood["Kind"] == "SQL Server"
+        assert (understood["Server"], understood["Port"]) == ("127.0.0.1", "1433")
+        assert (understood["Database"], understood["User"]) == ("Firm", "etl")
+        assert understood["Password"] == "•••••••• (given, not shown)"
+        assert understood["Encrypt"] in {"yes", "true", "True", "Mandatory", "mandatory"}, understood
         assert "s3cr3t-value" not in page.find_element(By.TAG_NAME, "body").text
         shoot(page, "new-import-understood")
         no_script_ran(page)
