@@ -493,6 +493,21 @@ def test_bars_move_without_a_reload_while_the_import_runs_and_cancel_stops_it(
             assert page.find_elements(By.ID, "cancel-import") == []
             assert not page.find_element(By.ID, "promote").is_enabled()
         assert service.wait(cancelled)["state"] == "Cancelled"
+
+        # The list refreshes itself while an import runs, and stops once none does.
+        def listed(d: WebDriver) -> dict[str, str]:
+            return {row[0]: row[1] for row in table_rows(d, "#imports-table")}
+
+        with hold_table(pg_url, "WorkItem") as held:
+            running = service.import_(pg_url)
+            until(held.waiting, "the third import to wait for the locked WorkItem table")
+            page.find_element(By.LINK_TEXT, "Imports").click()
+            wait(page, lambda d: listed(d).get(running) == "Importing", "the running import in the list")
+            assert listed(page) == {running: "Importing", cancelled: "Cancelled", request_id: "Validated"}
+            page.execute_script("window.__sameDocument = 'list'")
+            shoot(page, "imports-running")
+        wait(page, lambda d: listed(d).get(running) == "Validated", "the list to show the import Validated")
+        assert page.execute_script("return window.__sameDocument") == "list", "the list was reloaded"
         no_script_ran(page)
 
 
