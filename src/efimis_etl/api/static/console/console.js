@@ -788,7 +788,7 @@ function renderReconciliation(target, status) {
   replace(
     target,
     h("h2", {}, "Reconciliation"),
-    h("p", { class: "hint" }, "Rows and money sums measured by the source, as read, and as loaded into staging: all three must agree before promotion."),
+    h("p", { class: "hint" }, "Rows and money sums measured by the source, as read, and as loaded into staging: all three must agree before promotion. A dash is a figure not measured (a SQLite source does not sum its columns)."),
     h(
       "table",
       { class: "data stack", id: "reconciliation-table" },
