@@ -63,17 +63,10 @@ def describe(body: Describe, who: CallerDep, service: ServiceDep) -> Any:
         check_source(source, service.settings.source_policy())
     except ValueError as error:
         return {"valid": False, "message": str(error)}
-    d: dict[str, Any] = {
-        "summary": source.describe(),
-        "passwordGiven": bool(getattr(source, "password", None)),
+    return {
+        "valid": True,
+        "description": {"kind": "sqlite", "summary": source.describe(), "passwordGiven": False},
     }
-    if hasattr(source, "host"):
-        d |= {"kind": "sqlserver", "server": source.host, "port": source.port, "instance": source.instance}
-        d |= {"database": source.database, "user": source.user, "encrypt": source.encrypt}
-        d |= {"trustServerCertificate": source.trust_server_certificate}
-    else:
-        d |= {"kind": "sqlite"}
-    return {"valid": True, "description": d}
 
 
 CSP = (
