@@ -69,20 +69,7 @@ def describe(body: Describe, who: CallerDep, service: ServiceDep) -> Any:
     }
 
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
-
-
 def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def csp(request: Any, call_next: Any) -> Any:
-        response = await call_next(request)
-        if request.url.path == "/" or request.url.path.startswith("/static"):
-            response.headers["Content-Security-Policy"] = CSP
-        return response
-
     app.include_router(router)
     app.mount(
         "/static", StaticFiles(directory=Path(__file__).resolve().parent.parent / "static"), name="static"
