@@ -37,9 +37,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # In this order OpenAPI lists the paths.
     for routes in (imports, schema, audit, oauth, health):
         app.include_router(routes.router)
-    from efimis_etl.api.routes import standin  # STANDIN
-
-    standin.install(app)  # STANDIN
     app.include_router(console.router)
     install_metrics(app)  # last: its middleware is then the outermost, and counts refusals (413) too
     return app
