@@ -19,6 +19,8 @@ from efimis_etl.schema.model import ENTITIES
 from efimis_etl.schema.tables import render_ddl
 
 CENT = Decimal("0.01")
+# A firm's text that looks like HTML, planted as a bad value (a finding shows it): never to run as markup.
+MARKUP = "<img src=x onerror=alert(1)>"
 
 GIVEN = [
     "Olivia",
@@ -496,7 +498,8 @@ class _Sabotage:
         put("Matter", matters[1]["ImportId"], "Status", 7, "enum")
         put("Matter", matters[2]["ImportId"], "ClosedOn", "2019-01-01", "date-order")
         put("WorkItem", items[0]["ImportId"], "WorkDate", "31/02/2024", "type")
-        put("WorkItem", items[1]["ImportId"], "Minutes", "ninety", "type")
+        # Markup as a value: a page that shows findings must show it as text (the console's browser test).
+        put("WorkItem", items[1]["ImportId"], "Minutes", MARKUP, "type")
         put("WorkItem", items[2]["ImportId"], "Rate", "450.12345", "precision")
         put("WorkItem", items[3]["ImportId"], "MatterId", "MAT-DOES-NOT-EXIST", "reference-unresolved")
         put("WorkItem", items[4]["ImportId"], "StaffId", "matter_" + "ab" * 16, "reference-wrong-entity")

@@ -13,7 +13,7 @@ from efimis_etl import __version__
 from efimis_etl.api.body_limit import BodyLimit
 from efimis_etl.api.errors import install_error_handlers
 from efimis_etl.api.metrics import install_metrics
-from efimis_etl.api.routes import audit, docs, health, imports, oauth, schema
+from efimis_etl.api.routes import audit, console, docs, health, imports, oauth, schema
 from efimis_etl.api.routes.docs import STATIC_DIR
 from efimis_etl.api.security_headers import SecurityHeaders
 from efimis_etl.identity import EmbeddedIssuer, TokenVerifier
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(routes.router)
     # The console's files, the documentation pages' vendored assets and the style sheet they share.
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(console.router)
     install_metrics(app)  # last: its middleware is then the outermost, and counts refusals (413) too
     return app
 
