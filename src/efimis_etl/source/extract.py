@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -198,25 +198,26 @@ def count_rows(source: SourceConnection, entity: Entity) -> int:
     return int(source.rows(select(func.count()).select_from(table))[0][0])
 
 
-@dataclass
-class Batch:
-    """One batch ready for staging: the converted rows and the findings met converting them
-    (`columnar.Converted`), and their read figures."""
-
-    converted: Converted
-    tally: Tally
-
-
-@dataclass
+@dataclass(frozen=True)
 class Position:
     """Where reading a table stands: the last ImportId read, and how many rows with it were read.
 
-    It moves only once a batch has been taken (loaded), so a read that fails mid-way resumes after the
-    last loaded batch: no duplicates, no gaps."""
+    The loader adopts a batch's `resume` only once it has loaded that batch, so a read that fails mid-way
+    resumes after the last loaded batch, however far ahead the reader had read: no duplicates, no gaps."""
 
     last: object = None
     already_read: int = 0
     done: bool = False
+
+
+@dataclass
+class Batch:
+    """One batch ready for staging: the converted rows and the findings met converting them
+    (`columnar.Converted`), their read figures, and where reading continues after it."""
+
+    converted: Converted
+    tally: Tally
+    resume: Position
 
 
 def read_batches(
@@ -235,33 +236,32 @@ def read_batches(
     query starts at the last ImportId read (`>=`, skipping the rows of that ImportId already read), so rows
     that share an ImportId (a source table without its primary key) are all read and then reported by
     validation, never skipped at a batch boundary; and a new connection can continue from `position`
-    where a lost one stopped.
+    (the `resume` of the last batch loaded) where a lost one stopped. The generator ends only at the end
+    of the table.
     """
     table = _raw_table(source, entity)
     key = table.c.ImportId
     encoders = encoders or [None] * len(entity.all_columns)
     at = position or Position()
     while not at.done:
-        query = select(*table.c).order_by(key).limit(batch_size + at.already_read)
+        limit = batch_size + at.already_read
+        query = select(*table.c).order_by(key).limit(limit)
         if at.last is not None:
             query = query.where(key >= at.last)
-        fetched = source.columns(query, limit=batch_size + at.already_read)
+        fetched = source.columns(query, limit=limit)
         rows = fetched.length - at.already_read
+        if rows <= 0 or fetched.length < limit:
+            after = replace(at, done=True)
+        elif (last := fetched.key(fetched.length - 1)) == at.last:
+            after = replace(at, already_read=at.already_read + rows)
+        else:
+            after = Position(last, fetched.count_key(last, start=at.already_read))
         if rows > 0:
             converted = convert_batch(entity, fetched.after(at.already_read), encoders, store_limit)
             tally = Tally(entity)
             tally.add_batch(converted.data, converted.rejected)
-            yield Batch(converted, tally)
-        # Reached only once the batch was taken: the position never runs ahead of what was loaded.
-        if rows <= 0 or fetched.length < batch_size + at.already_read:
-            at.done = True
-            continue
-        last = fetched.key(fetched.length - 1)
-        if last == at.last:
-            at.already_read += rows
-        else:
-            at.last = last
-            at.already_read = fetched.count_key(last, start=at.already_read)
+            yield Batch(converted, tally, after)
+        at = after
 
 
 def source_figures(source: SourceConnection, entity: Entity) -> Figures:

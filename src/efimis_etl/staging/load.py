@@ -7,9 +7,12 @@ the pre-flight check (`efimis-etl validate`) can show it on the terminal.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any, Generic, TypeVar
 
 from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import ENTITIES, Entity
@@ -30,6 +33,7 @@ from efimis_etl.staging.measure import measure
 from efimis_etl.stores.base import Loader
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PlanCallback = Callable[[list[tuple[str, int]]], None]
 ProgressCallback = Callable[[str, int], None]
@@ -91,21 +95,78 @@ def _copy_table(reader: _Reader, entity: Entity, staging: Loader, on_progress: P
     position, tally = Position(), Tally(entity)
     encoders = staging.encoders(entity)
     while not position.done:
+        batches = read_batches(
+            reader.connection(),
+            entity,
+            reader.policy.batch_size,
+            encoders,
+            position,
+            store_limit=staging.store_limit,
+        )
         try:
-            for batch in read_batches(
-                reader.connection(),
-                entity,
-                reader.policy.batch_size,
-                encoders,
-                position,
-                store_limit=staging.store_limit,
-            ):
-                staging.load(entity, batch.converted.data, batch.converted.findings)
-                tally.merge(batch.tally)
-                on_progress(entity.name, tally.rows)
+            # The next batch is read and converted while this one is written: the source and the
+            # staging store work at once (both drivers let go of the GIL while they wait).
+            with Prefetched(batches) as prefetched:
+                for batch in prefetched:
+                    staging.load(entity, batch.converted.data, batch.converted.findings)
+                    position = batch.resume
+                    tally.merge(batch.tally)
+                    on_progress(entity.name, tally.rows)
+            position = replace(position, done=True)  # the reader ends only at the end of the table
         except reader.errors() as error:
             reader.lost(error, f"etl.{entity.name}")
     return tally
+
+
+class Prefetched(Generic[T]):
+    """An iterator run one item ahead in a thread of its own; its exceptions are raised to the consumer
+    in order. Leaving the block stops the thread and waits for it (it finishes the item in hand)."""
+
+    def __init__(self, items: Iterator[T]) -> None:
+        self._items = items
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="efimis-prefetch", daemon=True)
+
+    def __enter__(self) -> Iterator[T]:
+        self._thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as error:
+            self._put(("error", error))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def _consume(self) -> Iterator[T]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "end":
+                return
+            else:
+                raise value
 
 
 class _Reader:
