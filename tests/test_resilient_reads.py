@@ -79,7 +79,6 @@ class _LosingStore:
 
     def __init__(self, store: Loader, table: str) -> None:
         self.store, self.table, self.lost = store, table, False
-        self.sums_in_sql = store.sums_in_sql
         self.store_limit = store.store_limit
 
     def encoders(self, entity: Entity) -> list[Any]:

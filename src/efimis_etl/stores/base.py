@@ -95,8 +95,6 @@ class TableResult:
 class Loader(Protocol):
     """A staging store open for loading: batches go in, figures come out for reconciliation."""
 
-    # False where SQL cannot sum money exactly (SQLite's integer sum overflows): the stage sums in Python.
-    sums_in_sql: bool
     # The largest money magnitude the store holds exactly, where that is less than the schema allows.
     store_limit: Decimal | None
 

@@ -61,7 +61,6 @@ def _copy_findings(schema: str) -> sql.Composed:
 class PostgresStaging:
     """The staging schema of one import request, open for loading (a `stores.base.Loader`)."""
 
-    sums_in_sql = True  # NUMERIC sums are exact
     store_limit = None  # NUMERIC(19,4) holds every value the schema allows
 
     def __init__(self, engine: Engine, schema: str) -> None:
