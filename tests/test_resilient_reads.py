@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from efimis_etl.errors import SourceError
 from efimis_etl.schema.model import Entity
 from efimis_etl.settings import ReadPolicy
 from efimis_etl.source.connstr import parse_connection_string
-from efimis_etl.staging.load import load_from_source
+from efimis_etl.staging.load import Prefetched, load_from_source
 from efimis_etl.stores import Loader, SqliteStores
 
 sql_server = tds_fixtures.sql_server
@@ -188,3 +190,37 @@ def test_a_login_refused_on_reconnecting_fails_at_once(
     # One reconnection after the cut, and no second try after the refusal.
     warnings = [r.getMessage() for r in caplog.records if r.name == "efimis_etl.staging.load"]
     assert len(warnings) == 1 and "reconnecting in" in warnings[0], warnings
+
+
+def test_the_reader_runs_one_batch_ahead_and_stops_when_loading_fails() -> None:
+    produced: list[int] = []
+    closed = threading.Event()
+
+    def batches() -> Iterator[int]:
+        try:
+            for n in range(100):
+                produced.append(n)
+                yield n
+        finally:
+            closed.set()
+
+    with pytest.raises(RuntimeError, match="staging refused batch 3"), Prefetched(batches()) as items:
+        for n in items:
+            if n == 3:
+                raise RuntimeError("staging refused batch 3")
+    assert closed.is_set()  # the reader's generator (and so its query) was closed
+    assert not [t for t in threading.enumerate() if t.name == "efimis-prefetch"]
+    assert len(produced) <= 4 + 2  # batches 0-3 taken; at most one waiting in the queue and one in hand
+
+
+def test_a_failure_reading_reaches_the_loader_after_the_batches_before_it() -> None:
+    def batches() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ConnectionError("link lost")
+
+    loaded: list[int] = []
+    with pytest.raises(ConnectionError), Prefetched(batches()) as items:
+        for n in items:
+            loaded.append(n)
+    assert loaded == [1, 2]

@@ -119,8 +119,9 @@ def _copy_table(reader: _Reader, entity: Entity, staging: Loader, on_progress: P
 
 
 class Prefetched(Generic[T]):
-    """An iterator run one item ahead in a thread of its own; its exceptions are raised to the consumer
-    in order. Leaving the block stops the thread and waits for it (it finishes the item in hand)."""
+    """An iterator run ahead in a thread of its own (at most one item waiting and one in hand, so memory
+    stays bounded); its exceptions reach the consumer after the items before them. Leaving the block
+    stops the thread and waits for it (it finishes the item in hand), and closes the iterator."""
 
     def __init__(self, items: Iterator[T]) -> None:
         self._items = items
