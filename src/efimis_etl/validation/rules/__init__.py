@@ -103,10 +103,11 @@ def flagged(entity: Entity) -> tuple[CreateTableAs, Table] | None:
     return copy, copy.table
 
 
-def statements() -> Iterator[Executable]:
+def statements(*, flag_rows: bool = True) -> Iterator[Executable]:
     """Every rule's `INSERT INTO _Finding … SELECT …`, in the order they run; before them the statements
-    creating the tables of flagged rows the row-local rules read, after them those dropping these."""
-    copies = {entity.name: flagged(entity) for entity in ENTITIES}
+    creating the tables of flagged rows the row-local rules read, after them those dropping these. Without
+    `flag_rows`, every rule reads the staging tables themselves (tests compare the two)."""
+    copies = {entity.name: flagged(entity) for entity in ENTITIES} if flag_rows else {}
     rows: dict[str, Rows] = {}
     for name, made in copies.items():
         if made is not None:
@@ -117,19 +118,16 @@ def statements() -> Iterator[Executable]:
     for rules in RUN_ORDER:
         for entity in ENTITIES:
             table = staging(entity.name)
+            local = rows.get(entity.name, table)
             for per_column, group in groupby(rules, key=lambda rule: rule.per_column):
                 together = tuple(group)
                 if per_column:
                     for column in entity.all_columns:
                         for rule in together:
-                            yield from rule.statements(
-                                rows.get(entity.name, table) if rule in ROW_LOCAL else table, column
-                            )
+                            yield from rule.statements(local if rule in ROW_LOCAL else table, column)
                 else:
                     for rule in together:
-                        yield from rule.statements(
-                            rows.get(entity.name, table) if rule in ROW_LOCAL else table
-                        )
+                        yield from rule.statements(local if rule in ROW_LOCAL else table)
     for made in copies.values():
         if made is not None:
             yield DropTable(made[1])
