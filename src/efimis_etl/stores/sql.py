@@ -18,7 +18,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from efimis_etl.schema.model import PLATFORM_ID_DIGITS, platform_reference_glob
+from efimis_etl.schema.model import ENTITY_BY_PREFIX, PLATFORM_ID_DIGITS, platform_reference_glob
 from efimis_etl.schema.tables import MONEY_SCALE, ExactDecimal
 
 
@@ -226,27 +226,35 @@ class ExactSum:
     finalize = value
 
 
-class platform_reference_separator(FunctionElement[str]):  # noqa: N801
-    """The character where a platform reference has the `_` between its prefix and its id (the 33rd from
-    the end); '' for a shorter text. Comparing it first is far cheaper than matching the patterns of every
-    prefix (a GLOB per prefix on SQLite, a regular expression on PostgreSQL) on values that are mostly
-    ImportIds."""
-
-    type = UnicodeText()
-    inherit_cache = True
-
-
-_spelled(
-    platform_reference_separator,
-    sqlite=f"substr({{0}}, -{PLATFORM_ID_DIGITS + 1}, 1)",
-    postgresql=f"substr({{0}}, length({{0}}) - {PLATFORM_ID_DIGITS}, 1)",
+# The lengths a platform reference can have: its prefix, `_` and the id.
+_REFERENCE_LENGTHS = tuple(
+    len(p) + 1 + PLATFORM_ID_DIGITS for p in (min(ENTITY_BY_PREFIX, key=len), max(ENTITY_BY_PREFIX, key=len))
 )
 
 
-def could_be_platform_reference(value: Any) -> ColumnElement[bool]:
-    """True for every platform reference (and for some other texts), false for most ImportIds: a cheap
-    test to put before `is_platform_reference`."""
-    return platform_reference_separator(value) == literal("_", UnicodeText())
+class could_be_platform_reference(FunctionElement[bool]):  # noqa: N801
+    """True for every platform reference, whatever its prefix (and for some other texts), false for most
+    ImportIds: its length is a platform reference's, and the `_` before the id is where it would be. A cheap
+    test to put before `is_platform_reference`, which matches the pattern of every prefix (a GLOB per prefix
+    on SQLite, a regular expression on PostgreSQL). PostgreSQL reads a text's length in bytes from its
+    header; a platform reference is ASCII, so its length in bytes is its length."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+_SHORTEST, _LONGEST = _REFERENCE_LENGTHS
+_spelled(
+    could_be_platform_reference,
+    sqlite=(
+        f"(length({{0}}) BETWEEN {_SHORTEST} AND {_LONGEST} "
+        f"AND substr({{0}}, -{PLATFORM_ID_DIGITS + 1}, 1) = '_')"
+    ),
+    postgresql=(
+        f"(octet_length({{0}}) BETWEEN {_SHORTEST} AND {_LONGEST} "
+        f"AND substr({{0}}, length({{0}}) - {PLATFORM_ID_DIGITS}, 1) = '_')"
+    ),
+)
 
 
 # A float total of non-negative amounts is within n × 2⁻⁵³ of the exact one: below this, under 2.4 % short
