@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import UnicodeText, create_engine, literal, select
 from sqlalchemy.dialects import sqlite
 
 from efimis_etl.demo import write_demo_source
+from efimis_etl.schema.model import ENTITY_BY_PREFIX
 from efimis_etl.settings import Settings
 from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.stores.base import FINDING
+from efimis_etl.stores.sql import is_platform_reference
 from efimis_etl.validation.catalogue import RULES
 from efimis_etl.validation.rules import ROW_LOCAL
 from efimis_etl.validation.run import compiled_rules, run_rules
+from efimis_etl.validation.tables import is_reference
 from support import stage
 
 
@@ -81,3 +84,26 @@ def test_only_the_flagged_pass_reads_whole_tables_for_row_local_rules() -> None:
             code = text.split("'", 2)[1]
             flagged = '"_Flagged_' in text
             assert flagged == (RULES[code] in ROW_LOCAL), code
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_cheap_reference_test_keeps_every_platform_reference(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """`is_reference` (the cheap test, then the patterns) says what the patterns alone say, for every
+    prefix and for texts that look almost like references."""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else "sqlite://"
+    engine = create_engine(url)
+    hexes = "0123456789abcdef" * 2
+    values = [None, "", "WI-1", "_" + hexes, "x" * 40, "é_" + "ü" * 36]
+    for prefix in ENTITY_BY_PREFIX:
+        values += [f"{prefix}_{hexes}", f"{prefix}_{hexes[:-1]}", f"{prefix}_{hexes}0", f"{prefix}-{hexes}"]
+    with engine.connect() as conn:
+        for value in values:
+            shown = literal(value, UnicodeText())
+            for prefixes in ([*ENTITY_BY_PREFIX], ["matter"]):
+                cheap, exact = conn.execute(
+                    select(is_reference(shown, *prefixes), is_platform_reference(shown, *prefixes))
+                ).one()
+                assert (cheap is None and exact is None) or bool(cheap) == bool(exact), (value, prefixes)
+    engine.dispose()

@@ -226,9 +226,10 @@ class ExactSum:
     finalize = value
 
 
-# The lengths a platform reference can have: its prefix, `_` and the id.
-_REFERENCE_LENGTHS = tuple(
-    len(p) + 1 + PLATFORM_ID_DIGITS for p in (min(ENTITY_BY_PREFIX, key=len), max(ENTITY_BY_PREFIX, key=len))
+# The shortest and longest platform reference: a prefix, `_` and the id.
+_SHORTEST, _LONGEST = (
+    length + 1 + PLATFORM_ID_DIGITS
+    for length in (min(map(len, ENTITY_BY_PREFIX)), max(map(len, ENTITY_BY_PREFIX)))
 )
 
 
@@ -243,7 +244,6 @@ class could_be_platform_reference(FunctionElement[bool]):  # noqa: N801
     inherit_cache = True
 
 
-_SHORTEST, _LONGEST = _REFERENCE_LENGTHS
 _spelled(
     could_be_platform_reference,
     sqlite=(
