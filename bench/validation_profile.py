@@ -47,7 +47,7 @@ def _label(statement: str) -> str:
     """The rule codes and table a statement inserts findings for (its first literals)."""
     if made := re.match(r'CREATE TEMPORARY TABLE "_Flagged_(\w+)"', statement):
         return f"(rows flagged for the row-local rules) on {made.group(1)}"
-    if statement.startswith("DROP"):
+    if statement.lstrip().startswith("DROP"):
         return "(dropping the flagged rows)"
     literals = re.findall(r"'([a-z-]+)' AS \w+, '(?:error|warning)' AS \w+, '([A-Za-z]+)'", statement)
     codes = sorted({code for code, _ in literals})
