@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, String, UnicodeText, and_, literal, not_
+from sqlalchemy import Boolean, ColumnElement, String, UnicodeText, and_, func, literal, not_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import coercions, roles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from efimis_etl.schema.model import PLATFORM_ID_DIGITS, platform_reference_glob
+from efimis_etl.schema.model import ENTITY_BY_PREFIX, PLATFORM_ID_DIGITS, platform_reference_glob
 from efimis_etl.schema.tables import MONEY_SCALE, ExactDecimal
 
 
@@ -225,3 +225,70 @@ class ExactSum:
 
     finalize = value
 
+
+# The shortest and longest platform reference: a prefix, `_` and the id.
+_SHORTEST, _LONGEST = (
+    length + 1 + PLATFORM_ID_DIGITS
+    for length in (min(map(len, ENTITY_BY_PREFIX)), max(map(len, ENTITY_BY_PREFIX)))
+)
+
+
+class could_be_platform_reference(FunctionElement[bool]):  # noqa: N801
+    """True for every platform reference, whatever its prefix (and for some other texts), false for most
+    ImportIds: its length is a platform reference's, and the `_` before the id is where it would be. A cheap
+    test to put before `is_platform_reference`, which matches the pattern of every prefix (a GLOB per prefix
+    on SQLite, a regular expression on PostgreSQL). PostgreSQL reads a text's length in bytes from its
+    header; a platform reference is ASCII, so its length in bytes is its length."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+_spelled(
+    could_be_platform_reference,
+    sqlite=(
+        f"(length({{0}}) BETWEEN {_SHORTEST} AND {_LONGEST} "
+        f"AND substr({{0}}, -{PLATFORM_ID_DIGITS + 1}, 1) = '_')"
+    ),
+    postgresql=(
+        f"(octet_length({{0}}) BETWEEN {_SHORTEST} AND {_LONGEST} "
+        f"AND substr({{0}}, length({{0}}) - {PLATFORM_ID_DIGITS}, 1) = '_')"
+    ),
+)
+
+
+# A float total of non-negative amounts is within n × 2⁻⁵³ of the exact one: below this, under 2.4 % short
+# of the limit, the exact total is within it for any table of fewer than 10¹⁴ rows.
+_SURELY_IN_RANGE = 9.0e18
+
+
+class sum_may_be_out_of_range(ColumnElement[bool]):  # noqa: N801
+    """The absolute values of a money column (of a table) might add up past what the store sums exactly:
+    true whenever `sum_out_of_range` is, so that it can stand before it. That aggregate is a Python call per
+    row on SQLite, where this compares SQLite's own float total; never true on PostgreSQL, which then plans
+    no scan at all for what follows it in an AND."""
+
+    __visit_name__ = "sum_may_be_out_of_range"
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's declaration of what makes the cache key
+        ("column", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+
+
+@compiles(sum_may_be_out_of_range, "sqlite")
+def _sum_may_be_out_of_range_sqlite(
+    element: sum_may_be_out_of_range, compiler: SQLCompiler, **kw: Any
+) -> str:
+    total = select(func.total(func.abs(element.column))).scalar_subquery()
+    return f"({compiler.process(total, **kw)} >= {_SURELY_IN_RANGE!r})"
+
+
+@compiles(sum_may_be_out_of_range, "postgresql")
+def _sum_may_be_out_of_range_postgresql(
+    element: sum_may_be_out_of_range, compiler: SQLCompiler, **kw: Any
+) -> str:
+    return "false"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import (
+    Alias,
     BindParameter,
     ColumnElement,
     Insert,
@@ -33,6 +34,10 @@ from efimis_etl.schema.model import Column
 from efimis_etl.stores.base import FINDING, FINDING_COLUMNS
 from efimis_etl.stores.sql import binary_order
 
+# What a rule finds violations on: a staging table, or (for a row-local rule) the copy of the rows of it
+# that might have some, aliased to the staging table's name (`rules.flagged`).
+Rows = Table | Alias
+
 Severity = Literal["error", "warning"]
 ERROR: Severity = "error"  # blocks promotion
 WARNING: Severity = "warning"  # reported; does not block
@@ -48,7 +53,7 @@ class Found:
 
 
 def found(
-    table: Table,
+    table: Rows,
     column: str | None,
     value: ColumnElement[Any] | None,
     detail: ColumnElement[str] | str,
@@ -61,7 +66,7 @@ def found(
 
 
 # What a rule runs on each staging table (and, for a column rule, each of its columns).
-Finder = Callable[[Table, Column | None], Iterable[Found]]
+Finder = Callable[[Rows, Column | None], Iterable[Found]]
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class Rule:
     finds: Finder | None = None  # None: the reader reports it while converting values
     per_column: bool = False
 
-    def statements(self, table: Table, column: Column | None = None) -> Iterator[Insert]:
+    def statements(self, table: Rows, column: Column | None = None) -> Iterator[Insert]:
         """This rule's statements for one staging table (a column rule: one column of it)."""
         if self.finds is not None:
             for violations in self.finds(table, column):
@@ -124,14 +129,12 @@ def _entry(
     return Rule(code, severity, title, fix, finds, per_column)
 
 
-def column_rule(
-    code: str, severity: Severity
-) -> Callable[[Callable[[Table, Column], Iterable[Found]]], Rule]:
+def column_rule(code: str, severity: Severity) -> Callable[[Callable[[Rows, Column], Iterable[Found]]], Rule]:
     """Declare a rule found column by column: the decorated function gets each staging table and each of
     its columns (the schema's description of it), and yields what it finds there."""
 
-    def declare(finds: Callable[[Table, Column], Iterable[Found]]) -> Rule:
-        def finder(table: Table, column: Column | None) -> Iterable[Found]:
+    def declare(finds: Callable[[Rows, Column], Iterable[Found]]) -> Rule:
+        def finder(table: Rows, column: Column | None) -> Iterable[Found]:
             assert column is not None, f"{code} is found column by column"
             return finds(table, column)
 
@@ -142,12 +145,12 @@ def column_rule(
 
 def table_rule(
     code: str, severity: Severity, *, on: Collection[str] = ()
-) -> Callable[[Callable[[Table], Iterable[Found]]], Rule]:
+) -> Callable[[Callable[[Rows], Iterable[Found]]], Rule]:
     """Declare a rule found table by table: the decorated function gets each staging table (only those
     named in `on`, when given) and yields what it finds there."""
 
-    def declare(finds: Callable[[Table], Iterable[Found]]) -> Rule:
-        def finder(table: Table, _column: Column | None) -> Iterable[Found]:
+    def declare(finds: Callable[[Rows], Iterable[Found]]) -> Rule:
+        def finder(table: Rows, _column: Column | None) -> Iterable[Found]:
             return finds(table) if not on or table.name in on else ()
 
         return _entry(code, severity, finds, finder)

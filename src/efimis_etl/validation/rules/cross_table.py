@@ -6,15 +6,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 
-from sqlalchemy import ColumnElement, Table, exists, literal, not_, select
+from sqlalchemy import ColumnElement, exists, literal, not_, select
 
 from efimis_etl.schema.model import ENTITY_BY_NAME, ENTITY_BY_PREFIX, Column, Entity
-from efimis_etl.stores.sql import is_platform_reference, platform_id
-from efimis_etl.validation.rule import ERROR, Found, Rule, column_rule, found, table_rule
-from efimis_etl.validation.tables import excerpt, filled, followed, key, lookup, production, staging
+from efimis_etl.stores.sql import platform_id
+from efimis_etl.validation.rule import ERROR, Found, Rows, Rule, column_rule, found, table_rule
+from efimis_etl.validation.tables import (
+    excerpt,
+    filled,
+    followed,
+    is_reference,
+    key,
+    lookup,
+    production,
+    staging,
+)
 
 # A reference rule's function: the staging table, the reference column's value, the column and its target.
-ReferenceCheck = Callable[[Table, ColumnElement[str], Column, Entity], Iterable[Found]]
+ReferenceCheck = Callable[[Rows, ColumnElement[str], Column, Entity], Iterable[Found]]
 
 
 def _reference_rule(code: str) -> Callable[[ReferenceCheck], Rule]:
@@ -23,7 +32,7 @@ def _reference_rule(code: str) -> Callable[[ReferenceCheck], Rule]:
     def declare(check: ReferenceCheck) -> Rule:
         @column_rule(code, ERROR)
         @wraps(check)
-        def finds(table: Table, column: Column) -> Iterable[Found]:
+        def finds(table: Rows, column: Column) -> Iterable[Found]:
             if column.target is None:
                 return ()
             return check(table, table.c[column.name], column, ENTITY_BY_NAME[column.target])
@@ -35,7 +44,7 @@ def _reference_rule(code: str) -> Callable[[ReferenceCheck], Rule]:
 
 @_reference_rule("reference-unresolved")
 def reference_unresolved(
-    table: Table, value: ColumnElement[str], column: Column, target: Entity
+    table: Rows, value: ColumnElement[str], column: Column, target: Entity
 ) -> Iterator[Found]:
     """A reference names an ImportId found neither in this import nor among promoted objects.
 
@@ -50,7 +59,7 @@ def reference_unresolved(
         excerpt(value),
         f"no {target.name} has this ImportId in this import or in production",
         filled(value),
-        not_(is_platform_reference(value, *ENTITY_BY_PREFIX)),
+        not_(is_reference(value, *ENTITY_BY_PREFIX)),
         not_(exists().where(staged.c.ImportId == value)),
         not_(exists().where(promoted.c.ImportId == value)),
     )
@@ -58,7 +67,7 @@ def reference_unresolved(
 
 @_reference_rule("reference-wrong-entity")
 def reference_wrong_entity(
-    table: Table, value: ColumnElement[str], column: Column, target: Entity
+    table: Rows, value: ColumnElement[str], column: Column, target: Entity
 ) -> Iterator[Found]:
     """A platform reference points at another kind of object.
 
@@ -66,12 +75,12 @@ def reference_wrong_entity(
     """
     others = [prefix for prefix in ENTITY_BY_PREFIX if prefix != target.prefix]
     detail = f"{column.name} must refer to a {target.name} ({target.prefix}_<id>)"
-    yield found(table, column.name, excerpt(value), detail, is_platform_reference(value, *others))
+    yield found(table, column.name, excerpt(value), detail, is_reference(value, *others))
 
 
 @_reference_rule("reference-missing-in-production")
 def reference_missing_in_production(
-    table: Table, value: ColumnElement[str], column: Column, target: Entity
+    table: Rows, value: ColumnElement[str], column: Column, target: Entity
 ) -> Iterator[Found]:
     """A platform reference (prefix_id) names no object in the tenant's production data.
 
@@ -83,13 +92,13 @@ def reference_missing_in_production(
         column.name,
         excerpt(value),
         f"no {target.name} with this platform id exists in production",
-        is_platform_reference(value, target.prefix),
+        is_reference(value, target.prefix),
         not_(exists().where(promoted.c.PlatformId == platform_id(value))),
     )
 
 
 @table_rule("invoice-matter", ERROR, on=("WorkItem", "Disbursement"))
-def invoice_matter(table: Table) -> Iterator[Found]:
+def invoice_matter(table: Rows) -> Iterator[Found]:
     """A billed work item or disbursement is on an invoice of another matter.
 
     Bill the item on an invoice of its own matter, or correct its MatterId.

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Table, exists, func, literal, not_, or_, select
+from sqlalchemy import ColumnElement, exists, func, literal, not_, or_, select
 
 from efimis_etl.schema.model import ENTITY_BY_NAME, Column, Kind
 from efimis_etl.stores.base import FINDING
@@ -22,6 +22,7 @@ from efimis_etl.validation.rule import (
     ERROR,
     WARNING,
     Found,
+    Rows,
     column_rule,
     found,
     reader_rule,
@@ -47,7 +48,7 @@ SIGNED: dict[str, dict[str, bool]] = {
 }
 
 
-def _not_already_reported(table: Table, column: str) -> ColumnElement[bool]:
+def _not_already_reported(table: Rows, column: str) -> ColumnElement[bool]:
     """A value the reader rejected is NULL in staging: report its `type` finding, not also `required`."""
     return not_(
         exists().where(
@@ -59,7 +60,7 @@ def _not_already_reported(table: Table, column: str) -> ColumnElement[bool]:
 
 
 @column_rule("required", ERROR)
-def required(table: Table, column: Column) -> Iterator[Found]:
+def required(table: Rows, column: Column) -> Iterator[Found]:
     """A required column is empty.
 
     Fill in the column.
@@ -88,7 +89,7 @@ def precision() -> None:
 
 
 @column_rule("max-length", ERROR)
-def max_length(table: Table, column: Column) -> Iterator[Found]:
+def max_length(table: Rows, column: Column) -> Iterator[Found]:
     """A text is longer than the column allows.
 
     Shorten the text.
@@ -105,7 +106,7 @@ def max_length(table: Table, column: Column) -> Iterator[Found]:
 
 
 @column_rule("enum", ERROR)
-def enum(table: Table, column: Column) -> Iterator[Found]:
+def enum(table: Rows, column: Column) -> Iterator[Found]:
     """A value is not one of the enumeration's values.
 
     Use a documented value.
@@ -119,7 +120,7 @@ def enum(table: Table, column: Column) -> Iterator[Found]:
 
 
 @column_rule("date-range", ERROR)
-def date_range(table: Table, column: Column) -> Iterator[Found]:
+def date_range(table: Rows, column: Column) -> Iterator[Found]:
     """A date lies outside 1900-01-01 … 2099-12-31, usually a placeholder or a typing error.
 
     Correct the date; leave an optional date empty rather than use a placeholder.
@@ -131,7 +132,7 @@ def date_range(table: Table, column: Column) -> Iterator[Found]:
 
 
 @column_rule("email-format", WARNING)
-def email_format(table: Table, column: Column) -> Iterator[Found]:
+def email_format(table: Rows, column: Column) -> Iterator[Found]:
     """An e-mail address is not of the form name@domain.tld.
 
     Correct the address or leave it empty.
@@ -143,7 +144,7 @@ def email_format(table: Table, column: Column) -> Iterator[Found]:
 
 
 def _iso_code(
-    table: Table,
+    table: Rows,
     column: Column,
     name: str,
     shaped: Callable[[ColumnElement[str]], ColumnElement[bool]],
@@ -159,7 +160,7 @@ def _iso_code(
 
 
 @column_rule("currency-code", ERROR)
-def currency_code(table: Table, column: Column) -> Iterator[Found]:
+def currency_code(table: Rows, column: Column) -> Iterator[Found]:
     """A currency is not a three-letter ISO 4217 code in capitals, such as AUD or GBP.
 
     Use the ISO code, or leave it empty for the tenant's base currency.
@@ -168,7 +169,7 @@ def currency_code(table: Table, column: Column) -> Iterator[Found]:
 
 
 @column_rule("country-code", WARNING)
-def country_code(table: Table, column: Column) -> Iterator[Found]:
+def country_code(table: Rows, column: Column) -> Iterator[Found]:
     """A country is not a two-letter ISO 3166 code in capitals, such as AU or GB.
 
     Use the ISO code.
@@ -177,7 +178,7 @@ def country_code(table: Table, column: Column) -> Iterator[Found]:
 
 
 @table_rule("amount-sign", ERROR, on=SIGNED)
-def amount_sign(table: Table) -> Iterator[Found]:
+def amount_sign(table: Rows) -> Iterator[Found]:
     """An amount or quantity has the wrong sign (negative, or zero where it must be positive).
 
     Amounts are positive; the row's type (withdrawal, credit, …) gives the direction.
@@ -193,7 +194,7 @@ def amount_sign(table: Table) -> Iterator[Found]:
 
 
 @table_rule("rate-range", ERROR, on=("TaxCode",))
-def rate_range(table: Table) -> Iterator[Found]:
+def rate_range(table: Rows) -> Iterator[Found]:
     """A tax rate is outside 0 … 100 %.
 
     Give the rate as a percentage: 10 for 10 %.
@@ -204,7 +205,7 @@ def rate_range(table: Table) -> Iterator[Found]:
 
 
 @table_rule("unique-import-id", ERROR)
-def unique_import_id(table: Table) -> Iterator[Found]:
+def unique_import_id(table: Rows) -> Iterator[Found]:
     """Two or more rows share an ImportId.
 
     Give every row of the table its own ImportId.

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
-from sqlalchemy import Table, case, func, literal
+from sqlalchemy import case, func, literal
 
 from efimis_etl.schema.model import BILLING_STATUS, CONTACT_TYPE
 from efimis_etl.stores.sql import money_constant, money_text
-from efimis_etl.validation.rule import ERROR, WARNING, Found, found, table_rule
+from efimis_etl.validation.rule import ERROR, WARNING, Found, Rows, found, table_rule
 from efimis_etl.validation.tables import as_text, blank, filled, number
 
 BILLED = BILLING_STATUS.by_name("Billed").value
@@ -26,7 +26,7 @@ CONTACT_NAMES = (
 
 
 @table_rule("date-order", ERROR, on=DATE_ORDER)
-def date_order(table: Table) -> Iterator[Found]:
+def date_order(table: Rows) -> Iterator[Found]:
     """Dates are out of order (closed before opened, due before issued).
 
     Correct either date.
@@ -36,7 +36,7 @@ def date_order(table: Table) -> Iterator[Found]:
 
 
 @table_rule("work-item-amount", WARNING, on=("WorkItem",))
-def work_item_amount(table: Table) -> Iterator[Found]:
+def work_item_amount(table: Rows) -> Iterator[Found]:
     """A work item's Amount differs from Minutes × Rate / 60 by more than a cent (a write-down?).
 
     Check Minutes, Rate and Amount; a deliberate write-up or write-down can stay.
@@ -57,7 +57,7 @@ def work_item_amount(table: Table) -> Iterator[Found]:
 
 
 @table_rule("contact-name", ERROR, on=("Contact",))
-def contact_name(table: Table) -> Iterator[Found]:
+def contact_name(table: Rows) -> Iterator[Found]:
     """A person has no FamilyName, or an organisation no OrganisationName.
 
     Fill in the name the contact's Type requires.
@@ -67,7 +67,7 @@ def contact_name(table: Table) -> Iterator[Found]:
 
 
 @table_rule("billing-status", ERROR, on=("WorkItem", "Disbursement"))
-def billing_status(table: Table) -> Iterator[Found]:
+def billing_status(table: Rows) -> Iterator[Found]:
     """A billed item has no InvoiceId, or an item with an InvoiceId is not Billed.
 
     Set Status to Billed (1) exactly when InvoiceId is set.
