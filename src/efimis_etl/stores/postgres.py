@@ -55,7 +55,15 @@ from efimis_etl.ids import is_request_id
 from efimis_etl.schema.model import ENTITIES
 from efimis_etl.schema.tables import PRODUCTION, STAGING
 from efimis_etl.settings import Settings
-from efimis_etl.stores.base import FINDINGS, META, PRODUCTION_LOOKUPS, PROMOTION_LOG, STAGED_SCHEMA
+from efimis_etl.stores.base import (
+    FINDINGS,
+    ID_SCHEMA,
+    META,
+    PRODUCTION_LOOKUPS,
+    PROMOTION_LOG,
+    REVISIONS,
+    STAGED_SCHEMA,
+)
 from efimis_etl.stores.postgres_naming import (
     COPIED,
     SIDE_PREFIX,
@@ -210,6 +218,7 @@ class PostgresStores:
             placed = conn.execution_options(schema_translate_map={None: schema})
             PRODUCTION.create_all(placed, checkfirst=True)
             PROMOTION_LOG.create(placed, checkfirst=True)
+            REVISIONS.create_all(placed, checkfirst=True)
         self._tenants_ready.add(schema)
         return schema
 
@@ -222,10 +231,24 @@ class PostgresStores:
         else:
             source = self._side_copy(request_id)
         with self.production_engine.connect() as conn:
-            placed = conn.execution_options(schema_translate_map={STAGED_SCHEMA: source, None: production})
+            placed = conn.execution_options(
+                schema_translate_map={STAGED_SCHEMA: source, None: production, ID_SCHEMA: TEMPORARY_SCHEMA}
+            )
             if write:
                 with conn.begin():
                     lock(conn, production)  # one promotion per tenant at a time
+                    yield placed
+            else:
+                yield placed
+
+    @contextmanager
+    def production_session(self, tenant: str, *, write: bool) -> Iterator[Connection]:
+        production = self._ensure_production(tenant)
+        with self.production_engine.connect() as conn:
+            placed = conn.execution_options(schema_translate_map={None: production})
+            if write:
+                with conn.begin():
+                    lock(conn, production)  # the same lock as promotions: one change of production at a time
                     yield placed
             else:
                 yield placed
@@ -315,7 +338,11 @@ class PostgresStores:
 
     @staticmethod
     def _drop_expired(
-        engine: Engine, prefix: str, cutoff: datetime, in_use: Callable[[str], bool], also: set[str] | None = None
+        engine: Engine,
+        prefix: str,
+        cutoff: datetime,
+        in_use: Callable[[str], bool],
+        also: set[str] | None = None,
     ) -> list[str]:
         dropped: list[str] = []
         with engine.connect() as conn:

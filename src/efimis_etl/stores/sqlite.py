@@ -28,7 +28,16 @@ from efimis_etl.ids import checked_request_id, is_request_id
 from efimis_etl.schema.model import ENTITIES, Entity, Kind
 from efimis_etl.schema.tables import PRODUCTION, STAGING, to_scaled
 from efimis_etl.settings import Settings
-from efimis_etl.stores.base import FINDING, FINDING_COLUMNS, FINDINGS, META, PROMOTION_LOG, STAGED_SCHEMA
+from efimis_etl.stores.base import (
+    FINDING,
+    FINDING_COLUMNS,
+    FINDINGS,
+    ID_SCHEMA,
+    META,
+    PROMOTION_LOG,
+    REVISIONS,
+    STAGED_SCHEMA,
+)
 from efimis_etl.stores.sql import EXACT_SUM, INT64_MAX, SQLITE_MONEY_LIMIT, ExactSum
 
 PRODUCTION_SCHEMA = "production"  # where validation finds the attached production store
@@ -36,7 +45,11 @@ _SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def sqlite_engine(
-    path: Path, *, attach: dict[str, Path] | None = None, readonly: bool = False, attach_readonly: bool = False
+    path: Path,
+    *,
+    attach: dict[str, Path] | None = None,
+    readonly: bool = False,
+    attach_readonly: bool = False,
 ) -> Engine:
     """An engine on a SQLite file; `attach` maps schema names to further files opened with it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,8 +92,6 @@ def _disposing(engine: Engine) -> Iterator[Engine]:
         engine.dispose()
 
 
-
-
 def _scaled(value: Decimal) -> int:
     scaled = to_scaled(value)  # exact: values arrive quantized to 4 places (source.values)
     if abs(scaled) > INT64_MAX:
@@ -98,9 +109,7 @@ _ENCODERS: dict[Kind, Callable[[Any], Any]] = {
     Kind.DATE: dt.date.isoformat,
     Kind.BOOLEAN: int,
 }
-_FINDING_SQL = (
-    f'INSERT INTO "{FINDING.name}" ({", ".join(FINDING_COLUMNS)}) VALUES ({", ".join("?" * len(FINDING_COLUMNS))})'
-)
+_FINDING_SQL = f'INSERT INTO "{FINDING.name}" ({", ".join(FINDING_COLUMNS)}) VALUES ({", ".join("?" * len(FINDING_COLUMNS))})'
 
 
 @cache
@@ -160,6 +169,7 @@ class SqliteStores:
         with _disposing(sqlite_engine(path)) as engine, engine.begin() as conn:
             PRODUCTION.create_all(conn)
             PROMOTION_LOG.create(conn, checkfirst=True)
+            REVISIONS.create_all(conn)
         return path
 
     # Staging.
@@ -215,8 +225,20 @@ class SqliteStores:
         staging = self._existing_staging(request_id)
         engine = sqlite_engine(self._production(tenant), attach={STAGED_SCHEMA: staging})
         with _disposing(engine), engine.connect() as conn:
+            # The id map's temporary tables: SQLite's own schema of them, gone with the connection.
+            placed = conn.execution_options(schema_translate_map={ID_SCHEMA: "temp"})
             if write:
                 with conn.begin():
+                    yield placed
+            else:
+                yield placed
+
+    @contextmanager
+    def production_session(self, tenant: str, *, write: bool) -> Iterator[Connection]:
+        engine = sqlite_engine(self._production(tenant))
+        with _disposing(engine), engine.connect() as conn:
+            if write:
+                with conn.begin():  # BEGIN IMMEDIATE: queued behind any promotion of the tenant
                     yield conn
             else:
                 yield conn
@@ -229,7 +251,9 @@ class SqliteStores:
             return {e.name: [] for e in ENTITIES}
         with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.connect() as conn:
             return {
-                e.name: [tuple(r) for r in conn.execute(select(PRODUCTION.tables[e.name]).order_by("ImportId"))]
+                e.name: [
+                    tuple(r) for r in conn.execute(select(PRODUCTION.tables[e.name]).order_by("ImportId"))
+                ]
                 for e in ENTITIES
             }
 
