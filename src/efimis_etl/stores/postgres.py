@@ -338,11 +338,7 @@ class PostgresStores:
 
     @staticmethod
     def _drop_expired(
-        engine: Engine,
-        prefix: str,
-        cutoff: datetime,
-        in_use: Callable[[str], bool],
-        also: set[str] | None = None,
+        engine: Engine, prefix: str, cutoff: datetime, in_use: Callable[[str], bool], also: set[str] | None = None
     ) -> list[str]:
         dropped: list[str] = []
         with engine.connect() as conn:

@@ -45,11 +45,7 @@ _SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def sqlite_engine(
-    path: Path,
-    *,
-    attach: dict[str, Path] | None = None,
-    readonly: bool = False,
-    attach_readonly: bool = False,
+    path: Path, *, attach: dict[str, Path] | None = None, readonly: bool = False, attach_readonly: bool = False
 ) -> Engine:
     """An engine on a SQLite file; `attach` maps schema names to further files opened with it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +88,8 @@ def _disposing(engine: Engine) -> Iterator[Engine]:
         engine.dispose()
 
 
+
+
 def _scaled(value: Decimal) -> int:
     scaled = to_scaled(value)  # exact: values arrive quantized to 4 places (source.values)
     if abs(scaled) > INT64_MAX:
@@ -109,7 +107,9 @@ _ENCODERS: dict[Kind, Callable[[Any], Any]] = {
     Kind.DATE: dt.date.isoformat,
     Kind.BOOLEAN: int,
 }
-_FINDING_SQL = f'INSERT INTO "{FINDING.name}" ({", ".join(FINDING_COLUMNS)}) VALUES ({", ".join("?" * len(FINDING_COLUMNS))})'
+_FINDING_SQL = (
+    f'INSERT INTO "{FINDING.name}" ({", ".join(FINDING_COLUMNS)}) VALUES ({", ".join("?" * len(FINDING_COLUMNS))})'
+)
 
 
 @cache
@@ -251,9 +251,7 @@ class SqliteStores:
             return {e.name: [] for e in ENTITIES}
         with _disposing(sqlite_engine(path, readonly=True)) as engine, engine.connect() as conn:
             return {
-                e.name: [
-                    tuple(r) for r in conn.execute(select(PRODUCTION.tables[e.name]).order_by("ImportId"))
-                ]
+                e.name: [tuple(r) for r in conn.execute(select(PRODUCTION.tables[e.name]).order_by("ImportId"))]
                 for e in ENTITIES
             }
 
