@@ -12,7 +12,7 @@ from efimis_etl import __version__
 from efimis_etl.api.body_limit import BodyLimit
 from efimis_etl.api.errors import install_error_handlers
 from efimis_etl.api.metrics import install_metrics
-from efimis_etl.api.routes import audit, health, imports, oauth, schema
+from efimis_etl.api.routes import audit, health, imports, oauth, promotion, schema
 from efimis_etl.identity import EmbeddedIssuer, TokenVerifier
 from efimis_etl.jobs.retention import Clock
 from efimis_etl.logs import install_redaction
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     install_error_handlers(app)
     # In this order OpenAPI lists the paths.
-    for routes in (imports, schema, audit, oauth, health):
+    for routes in (imports, promotion, schema, audit, oauth, health):
         app.include_router(routes.router)
     install_metrics(app)  # last: its middleware is then the outermost, and counts refusals (413) too
     return app
