@@ -51,6 +51,7 @@ class PromoteRequest(Body):
     production_revision: int | None = Field(
         None,
         ge=0,
+        le=2**31 - 1,
         description="The productionRevision of the preview the caller saw: if production has moved since "
         "(another import was promoted or reverted), 409 and nothing is written. Leave it out to promote "
         "whatever production holds.",
