@@ -1,5 +1,6 @@
-"""A revert killed (SIGKILL) at any moment leaves production either fully reverted or untouched, on both
-backends: the revert is one transaction on the production store."""
+"""Revert in the stores, on both backends: a revert killed (SIGKILL) at any moment leaves production either
+fully reverted or untouched (it is one transaction on the production store); before-images cost only
+updated rows and are dropped after EFIMIS_REVERT_DAYS."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from conftest import process_environment
 from efimis_etl.demo import write_demo_source
-from efimis_etl.promotion.promote import promote
+from efimis_etl.promotion.promote import promote, promote_revision
 from efimis_etl.settings import Settings
-from efimis_etl.stores import make_stores
+from efimis_etl.stores import TenantStores, make_stores
+from efimis_etl.stores.base import BEFORE_IMAGE
 from support import stage_and_validate
 
 TENANT = "default"
@@ -84,4 +87,31 @@ def test_a_revert_killed_midway_leaves_production_fully_reverted_or_untouched(
         untouched += 1
     assert state == after_first, "the revert never completed"
     assert untouched, "every kill came too late to interrupt the revert"
+    stores.dispose()
+
+
+def _before_images(stores: TenantStores) -> int:
+    with stores.production_session(TENANT, write=False) as conn:
+        return sum(
+            int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in BEFORE_IMAGE.values()
+        )
+
+
+def test_before_images_are_kept_for_updated_rows_only_and_dropped_after_the_revert_days(
+    settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "firm.db"
+    write_demo_source(source)
+    stores = make_stores(settings)
+    first, _ = stage_and_validate(stores, f"sqlite:///{source}")
+    promote(stores, first, TENANT)
+    assert _before_images(stores) == 0, "a first promotion (all inserts) copied rows"
+    with sqlite3.connect(source) as firm:
+        updated = firm.execute("""UPDATE "Matter" SET Description = Description || ' (revised)'""").rowcount
+    second, _ = stage_and_validate(stores, f"sqlite:///{source}")
+    promote(stores, second, TENANT)
+    assert _before_images(stores) == updated
+    promote_revision(stores, second, TENANT, keep_days=1e-9)  # unchanged; drops the expired ones
+    assert _before_images(stores) == 0
     stores.dispose()

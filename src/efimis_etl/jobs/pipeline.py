@@ -195,13 +195,17 @@ def abandon_promotion(platform: Platform, request_id: str, tenant: str, *, code:
         )
 
 
-def run_promotion(platform: Platform, stores: TenantStores, request_id: str, tenant: str) -> None:
+def run_promotion(
+    platform: Platform, stores: TenantStores, request_id: str, tenant: str, *, keep_days: float = 30
+) -> None:
     platform.mark(request_id, promotion_started_at=now())
     request = platform.get(request_id, tenant) or {}
     # Set by the promotion request when the caller named the production revision it previewed.
     expected = (request.get("promotion") or {}).get("expectedRevision")
     try:
-        promoted = promote_revision(stores, request_id, tenant, expected_revision=expected)
+        promoted = promote_revision(
+            stores, request_id, tenant, expected_revision=expected, keep_days=keep_days
+        )
         results = promoted.tables
     except Exception as error:
         code, reason = _reason(error)

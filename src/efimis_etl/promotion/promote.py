@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -91,13 +91,20 @@ def promote(stores: TenantStores, request_id: str, tenant: str) -> list[TableRes
 
 
 def promote_revision(
-    stores: TenantStores, request_id: str, tenant: str, *, expected_revision: int | None = None
+    stores: TenantStores,
+    request_id: str,
+    tenant: str,
+    *,
+    expected_revision: int | None = None,
+    keep_days: float = 30,
 ) -> Promoted:
     """`promote`, also saying which production revision it made; with `expected_revision`, refused
-    (`ProductionMoved`, nothing written) unless production is still at that revision."""
+    (`ProductionMoved`, nothing written) unless production is still at that revision. Before-images of
+    promotions older than `keep_days` (EFIMIS_REVERT_DAYS) are dropped: those can no longer be reverted."""
     with stores.promotion_session(request_id, tenant, write=True) as conn:
         if expected_revision is not None:
             check_revision(conn, expected_revision)
+        _drop_expired_before_images(conn, keep_days)
         revision = _new_revision(conn, request_id, "promote")
         counts = {e.name: _count(conn, staged(e)) for e in ENTITIES}
         inserted = {e.name: _build_id_map(conn, e) for e in ENTITIES}
@@ -110,6 +117,13 @@ def promote_revision(
         results = [TableResult(e.name, counts[e.name], inserted[e.name], updated[e.name]) for e in ENTITIES]
         _log(conn, request_id, results)
         return Promoted(results, revision)
+
+
+def _drop_expired_before_images(conn: Connection, keep_days: float) -> None:
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=keep_days)
+    expired = select(REVISION.c.Revision).where(REVISION.c.At < cutoff)
+    for before in BEFORE_IMAGE.values():
+        conn.execute(delete(before).where(before.c.Revision.in_(expired)))
 
 
 def _count(conn: Connection, table: FromClause) -> int:
