@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     case,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -113,7 +114,10 @@ def promote_revision(
         for entity in ENTITIES:
             resolved = resolved_rows(entity, request_id, idmaps)
             updated[entity.name] = _keep_before_images(conn, entity, resolved, revision)
-            conn.execute(_upsert(conn, entity, resolved))
+            # Only the new rows and those just found to differ are proposed: an unchanged row is not
+            # written, nor even locked by ON CONFLICT.
+            proposed = resolved_rows(entity, request_id, idmaps, new_or_changed_in=revision)
+            conn.execute(_upsert(conn, entity, proposed))
         results = [TableResult(e.name, counts[e.name], inserted[e.name], updated[e.name]) for e in ENTITIES]
         _log(conn, request_id, results)
         return Promoted(results, revision)
@@ -192,10 +196,13 @@ def preview_id_map(entity: Entity) -> FromClause:
     )
 
 
-def resolved_rows(entity: Entity, request_id: str, idmaps: dict[str, FromClause]) -> Select[Any]:
+def resolved_rows(
+    entity: Entity, request_id: str, idmaps: dict[str, FromClause], *, new_or_changed_in: int | None = None
+) -> Select[Any]:
     """The staged rows as production would hold them: ImportId, PlatformId, LastRequestId, then every
     column, references resolved by joins to the id map (objects of this import) and to production
-    (objects of earlier imports)."""
+    (objects of earlier imports). With `new_or_changed_in` (a revision), only the rows new to production
+    and those with a before-image in that revision."""
     source = staged(entity)
     own = idmaps[entity.name].alias(f"own_{entity.name}")
     joined = source.join(own, own.c.ImportId == source.c.ImportId)
@@ -223,7 +230,12 @@ def resolved_rows(entity: Entity, request_id: str, idmaps: dict[str, FromClause]
         )
         values.append(reference.label(column.name))
     # `WHERE true`: SQLite reads `ON CONFLICT` after a join's ON as part of the join without it.
-    return select(*values).select_from(joined).where(true())
+    rows = select(*values).select_from(joined).where(true())
+    if new_or_changed_in is None:
+        return rows
+    before = BEFORE_IMAGE[entity.name]
+    changed = exists().where(before.c.Revision == new_or_changed_in, before.c.ImportId == source.c.ImportId)
+    return rows.where(or_(own.c.IsNew, changed))
 
 
 def _differs(entity: Entity, current: Any, proposed: Any) -> ColumnElement[bool]:
