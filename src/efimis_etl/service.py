@@ -172,7 +172,8 @@ class Service:
                     caller, "promotion-requested", "refused", request_id=request_id, detail=moved.code
                 )
                 raise Conflict(moved.message, code=moved.code) from None
-        promotion = {k: v for k, v in (request["promotion"] or {}).items() if k != "expectedRevision"}
+        # The last outcome stays visible while this one runs; a revert's or an earlier request's marks do not.
+        promotion = {k: v for k, v in (request["promotion"] or {}).items() if k in ("tables", "revision")}
         if production_revision is not None:
             promotion["expectedRevision"] = production_revision
         if not self.platform.transition(
