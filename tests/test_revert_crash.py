@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from conftest import process_environment
 from efimis_etl.demo import write_demo_source
-from efimis_etl.promotion.promote import promote, promote_revision
+from efimis_etl.promotion.promote import ProductionMoved, promote, promote_revision
 from efimis_etl.settings import Settings
 from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.stores.base import BEFORE_IMAGE
@@ -114,4 +114,27 @@ def test_before_images_are_kept_for_updated_rows_only_and_dropped_after_the_reve
     assert _before_images(stores) == updated
     promote_revision(stores, second, TENANT, keep_days=1e-9)  # unchanged; drops the expired ones
     assert _before_images(stores) == 0
+    stores.dispose()
+
+
+def test_a_promotion_at_a_stale_revision_writes_nothing_even_past_the_request_check(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The job checks again under the promotion lock: production may move between the request and the job.
+    source = tmp_path / "firm.db"
+    write_demo_source(source)
+    stores = make_stores(settings)
+    first, _ = stage_and_validate(stores, f"sqlite:///{source}")
+    second, _ = stage_and_validate(stores, f"sqlite:///{source}")
+    moved = promote_revision(stores, first, TENANT, expected_revision=0)
+    before = _checksum(stores.production_rows(TENANT))
+    with pytest.raises(ProductionMoved) as refused:
+        promote_revision(stores, second, TENANT, expected_revision=0)
+    assert refused.value.movers == [first] and refused.value.current == moved.revision
+    assert _checksum(stores.production_rows(TENANT)) == before
+    assert _before_images(stores) == 0
+    assert (
+        promote_revision(stores, second, TENANT, expected_revision=moved.revision).revision
+        == moved.revision + 1
+    )
     stores.dispose()
