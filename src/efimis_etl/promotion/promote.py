@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -296,13 +295,11 @@ class Change:
 
 
 def shown(value: Any) -> str | None:
-    """A stored value as text, exactly (money to the last digit), the same on every store."""
+    """A stored value as text, exactly (money to the last digit, dates ISO), the same on every store."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal | date):
-        return str(value)
     return str(value)
 
 
@@ -357,7 +354,7 @@ def _changes(
         columns = [
             (name, shown(b), shown(a))
             for name, b, a in zip(names, before, after, strict=True)
-            if shown(b) != shown(a) or (b is None) != (a is None)
+            if shown(b) != shown(a)
         ]
         yield Change(entity.name, row[0], columns)
 

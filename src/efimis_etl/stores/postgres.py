@@ -23,9 +23,11 @@ Validation
     repeatable-read snapshot of production. No foreign-data wrapper or extension is needed.
 
 Promotion
-    Same database: one transaction on the production connection (which sees the staging schema):
-    `INSERT … ON CONFLICT DO NOTHING` for new platform ids, `UPDATE … FROM … IS DISTINCT FROM` for values,
-    and the `_Promotion` record (`promotion.promote`, on the connection `promotion_session` gives).
+    Same database: one transaction on the production connection (which sees the staging schema): the id
+    map in temporary tables (`pg_temp`, dropped at commit), before-images of the rows about to change, one
+    `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM` per table, the `_Revision` and
+    `_Promotion` records (`promotion.promote`, on the connection `promotion_session` gives). A revert
+    (`promotion.revert`) needs production only (`production_session`).
     Different servers: first a resumable, idempotent
     copy of the staged rows into a side schema `promote_<requestId>` on the production server, one table
     per transaction, each with its completion marker (`_Copied`) written in the same transaction, so a
