@@ -157,24 +157,24 @@ def check_revision(conn: Connection, expected: int) -> None:
 
 
 def _build_id_map(conn: Connection, entity: Entity) -> int:
-    """The entity's id map as a temporary table; how many of its objects are new to production."""
+    """The platform ids of the entity's objects new to production, as a temporary table (the others'
+    are in production already); how many."""
     ids, source, promoted = ID_MAP[entity.name], staged(entity), PRODUCTION.tables[entity.name]
     ids.create(conn)
     retired = RETIRED_ID.alias("retired")
     rows = (
-        select(
-            source.c.ImportId,
-            func.coalesce(promoted.c.PlatformId, retired.c.PlatformId, new_platform_id()),
-            promoted.c.ImportId.is_(None),
-        )
+        select(source.c.ImportId, func.coalesce(retired.c.PlatformId, new_platform_id()))
         .select_from(source)
         .outerjoin(promoted, promoted.c.ImportId == source.c.ImportId)
         .outerjoin(retired, (retired.c.TableName == entity.name) & (retired.c.ImportId == source.c.ImportId))
+        .where(promoted.c.ImportId.is_(None))
     )
-    conn.execute(insert(ids).from_select(["ImportId", "PlatformId", "IsNew"], rows))
+    inserted = conn.execute(
+        insert(ids).from_select(["ImportId", "PlatformId"], rows), execution_options=_COUNTED
+    )
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f'ANALYZE pg_temp."{ids.name}"')  # a fresh table: the planner needs its size
-    return int(conn.execute(select(func.count()).where(ids.c.IsNew)).scalar_one())
+    return int(inserted.rowcount)
 
 
 def preview_id_map(entity: Entity) -> FromClause:
@@ -184,13 +184,12 @@ def preview_id_map(entity: Entity) -> FromClause:
     return (
         select(
             source.c.ImportId.label("ImportId"),
-            func.coalesce(
-                promoted.c.PlatformId, retired.c.PlatformId, literal(NEW) + source.c.ImportId
-            ).label("PlatformId"),
+            func.coalesce(retired.c.PlatformId, literal(NEW) + source.c.ImportId).label("PlatformId"),
         )
         .select_from(source)
         .outerjoin(promoted, promoted.c.ImportId == source.c.ImportId)
         .outerjoin(retired, (retired.c.TableName == entity.name) & (retired.c.ImportId == source.c.ImportId))
+        .where(promoted.c.ImportId.is_(None))
         .subquery(f"ids_{entity.name}")
     )
 
@@ -199,15 +198,18 @@ def resolved_rows(
     entity: Entity, request_id: str, idmaps: dict[str, FromClause], *, new_or_changed_in: int | None = None
 ) -> Select[Any]:
     """The staged rows as production would hold them: ImportId, PlatformId, LastRequestId, then every
-    column, references resolved by joins to the id map (objects of this import) and to production
-    (objects of earlier imports). With `new_or_changed_in` (a revision), only the rows new to production
-    and those with a before-image in that revision."""
+    column, references resolved by joins to the id map (objects new to production) and to production
+    (the others). With `new_or_changed_in` (a revision), only the rows new to production and those with
+    a before-image in that revision."""
     source = staged(entity)
     own = idmaps[entity.name].alias(f"own_{entity.name}")
-    joined = source.join(own, own.c.ImportId == source.c.ImportId)
+    existing = PRODUCTION.tables[entity.name].alias(f"existing_{entity.name}")
+    joined = source.outerjoin(own, own.c.ImportId == source.c.ImportId).outerjoin(
+        existing, existing.c.ImportId == source.c.ImportId
+    )
     values: list[ColumnElement[Any]] = [
         source.c.ImportId.label("ImportId"),
-        own.c.PlatformId.label("PlatformId"),
+        func.coalesce(own.c.PlatformId, existing.c.PlatformId).label("PlatformId"),
         literal(request_id).label("LastRequestId"),
     ]
     for column in entity.columns:
@@ -234,7 +236,7 @@ def resolved_rows(
         return rows
     before = BEFORE_IMAGE[entity.name]
     changed = exists().where(before.c.Revision == new_or_changed_in, before.c.ImportId == source.c.ImportId)
-    return rows.where(or_(own.c.IsNew, changed))
+    return rows.where(or_(own.c.ImportId.is_not(None), changed))
 
 
 def _differs(entity: Entity, current: Any, proposed: Any) -> ColumnElement[bool]:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Column, Connection, Index, MetaData, Table
-from sqlalchemy.types import Boolean, DateTime, Integer, String, Unicode, UnicodeText
+from sqlalchemy.types import DateTime, Integer, String, Unicode, UnicodeText
 
 from efimis_etl.schema.model import ENTITIES, IMPORT_ID_LENGTH, Entity
 from efimis_etl.schema.tables import PRODUCTION, STAGING
@@ -96,8 +96,9 @@ def _before_image(entity: Entity) -> Table:
 
 BEFORE_IMAGE = {e.name: _before_image(e) for e in ENTITIES}
 
-# A promotion's id map, one temporary table per entity (dropped at commit); `ID_SCHEMA` is translated
-# to each database's schema of temporary tables (`temp`, `pg_temp`) on a promotion connection.
+# A promotion's id map of the objects new to production, one temporary table per entity (dropped at
+# commit); `ID_SCHEMA` is translated to each database's schema of temporary tables (`temp`, `pg_temp`) on
+# a promotion connection.
 ID_SCHEMA = "ids"
 IDS = MetaData()
 ID_MAP = {
@@ -106,7 +107,6 @@ ID_MAP = {
         IDS,
         Column("ImportId", Unicode(IMPORT_ID_LENGTH), primary_key=True),
         Column("PlatformId", String(32), nullable=False),
-        Column("IsNew", Boolean, nullable=False),
         schema=ID_SCHEMA,
         prefixes=["TEMPORARY"],
         postgresql_on_commit="DROP",
