@@ -35,6 +35,7 @@ from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import parse_connection_string
 from efimis_etl.source.policy import check_source
 from efimis_etl.stores import TenantStores, make_stores
+from efimis_etl.timestamps import iso_z
 from efimis_etl.validation.run import FindingFilter, findings_page, iter_findings
 
 log = logging.getLogger(__name__)
@@ -282,7 +283,7 @@ class Service:
             **(request["promotion"] or {}),
             "revertedRevision": done.revision,
             "revertedBy": caller.client_id,
-            "revertedAt": now().isoformat(),
+            "revertedAt": iso_z(now()),
         }
         if not self.platform.transition(request_id, [State.PROMOTED], State.REVERTED, promotion=promotion):
             current = self._request(caller, request_id)["state"]
