@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from conftest import process_environment
 from efimis_etl.demo import write_demo_source
 from efimis_etl.promotion.promote import ProductionMoved, promote, promote_revision
+from efimis_etl.promotion.revert import RevertRefused, revert
 from efimis_etl.settings import Settings
 from efimis_etl.stores import TenantStores, make_stores
 from efimis_etl.stores.base import BEFORE_IMAGE
@@ -137,4 +138,40 @@ def test_a_promotion_at_a_stale_revision_writes_nothing_even_past_the_request_ch
         promote_revision(stores, second, TENANT, expected_revision=moved.revision).revision
         == moved.revision + 1
     )
+    stores.dispose()
+
+
+def test_a_revert_is_refused_while_a_later_promotion_refers_to_objects_it_added(
+    settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "firm.db"
+    write_demo_source(source)
+    stores = make_stores(settings)
+    promote(stores, stage_and_validate(stores, f"sqlite:///{source}")[0], TENANT)
+    with sqlite3.connect(source) as firm:
+        firm.execute(
+            """INSERT INTO "Client" (ImportId, ContactId, ClientCode, Name, IsActive)
+               VALUES ('CL-90001', 'CON-00001', 'C90001', 'New client', 1)"""
+        )
+    adds_client, _ = stage_and_validate(stores, f"sqlite:///{source}")
+    promote(stores, adds_client, TENANT)
+    with sqlite3.connect(
+        source
+    ) as firm:  # a later import opens a matter for that client, changing nothing else
+        firm.execute(
+            """INSERT INTO "Matter" SELECT 'MAT-90001', '2024/90001', 'New matter', 'CL-90001', MatterTypeId,
+               ResponsibleStaffId, ActingStaffId, Status, OpenedOn, ClosedOn, BillingMethod, FixedFee, Currency
+               FROM "Matter" WHERE ImportId = 'MAT-00001'"""
+        )
+    refers, summary = stage_and_validate(stores, f"sqlite:///{source}")
+    assert summary["errors"] == 0, summary
+    promote(stores, refers, TENANT)
+    before = _checksum(stores.production_rows(TENANT))
+    with pytest.raises(RevertRefused) as refused:
+        revert(stores, adds_client, TENANT, keep_days=30)
+    assert refused.value.later == [refers]
+    assert _checksum(stores.production_rows(TENANT)) == before
+    revert(stores, refers, TENANT, keep_days=30)
+    revert(stores, adds_client, TENANT, keep_days=30)  # now nothing refers to its client
+    assert "CL-90001" not in {row[0] for row in stores.production_rows(TENANT)["Client"]}
     stores.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, delete, exists, insert, literal, select
 
 from efimis_etl.errors import EtlError
 from efimis_etl.promotion.promote import _new_revision
-from efimis_etl.schema.model import ENTITIES
+from efimis_etl.schema.model import ENTITIES, ENTITY_BY_NAME
 from efimis_etl.schema.tables import PRODUCTION
 from efimis_etl.stores.base import BEFORE_IMAGE, RETIRED_ID, REVISION, TenantStores
 
@@ -25,7 +25,8 @@ PROMOTE, REVERT = "promote", "revert"
 
 
 class RevertRefused(EtlError):
-    """A later promotion changed rows this one wrote: those must be reverted first."""
+    """A later promotion changed rows this one wrote, or refers to objects it inserted: those must be
+    reverted first."""
 
     code = "later-promotions"
 
@@ -33,7 +34,8 @@ class RevertRefused(EtlError):
         self.later = later
         super().__init__(
             f"Import {request_id} cannot be reverted: later promotion(s) of import(s) {', '.join(later)} "
-            "changed rows it wrote. Revert those first (newest first), then this one."
+            "changed rows it wrote or refer to objects it added. Revert those first (newest first), then "
+            "this one."
         )
 
 
@@ -72,7 +74,9 @@ def revert(stores: TenantStores, request_id: str, tenant: str, *, keep_days: flo
                 f"Import {request_id} was promoted more than EFIMIS_REVERT_DAYS ({keep_days:g} days) ago; "
                 "the before-images a revert needs are kept only that long, so it can no longer be reverted."
             )
-        later = _later_promotions(conn, request_id, min(live))
+        later = sorted(
+            set(_later_promotions(conn, request_id, min(live))) | _referrers(conn, request_id, live)
+        )
         if later:
             raise RevertRefused(request_id, later)
         for entity in ENTITIES:
@@ -101,6 +105,35 @@ def _later_promotions(conn: Connection, request_id: str, since: int) -> list[str
         )
         later.update(conn.execute(query).scalars())
     return sorted(later)
+
+
+def _referrers(conn: Connection, request_id: str, revisions: list[int]) -> set[str]:
+    """Imports whose promotions wrote rows that reference an object this import inserted: deleting it
+    would leave their references dangling."""
+    found: set[str] = set()
+    for entity in ENTITIES:
+        promoted = PRODUCTION.tables[entity.name]
+        for column in entity.references:
+            assert column.target is not None
+            target = ENTITY_BY_NAME[column.target]
+            inserted, before = PRODUCTION.tables[target.name].alias("inserted"), BEFORE_IMAGE[target.name]
+            updated = exists().where(
+                before.c.ImportId == inserted.c.ImportId, before.c.Revision.in_(revisions)
+            )
+            query = (
+                select(promoted.c.LastRequestId)
+                .join_from(
+                    promoted,
+                    inserted,
+                    promoted.c[column.name] == literal(target.prefix + "_") + inserted.c.PlatformId,
+                )
+                .where(
+                    inserted.c.LastRequestId == request_id, promoted.c.LastRequestId != request_id, ~updated
+                )
+                .distinct()
+            )
+            found.update(conn.execute(query).scalars())
+    return found
 
 
 def _undo(conn: Connection, table: str, request_id: str, revisions: list[int]) -> None:
