@@ -292,3 +292,10 @@ def _sum_may_be_out_of_range_postgresql(
     element: sum_may_be_out_of_range, compiler: SQLCompiler, **kw: Any
 ) -> str:
     return "false"
+
+
+def is_reference(value: ColumnElement[Any], *prefixes: str) -> ColumnElement[bool]:
+    """`value` is a platform reference with one of `prefixes`: the cheap test first, since most values are
+    ImportIds, and matching the patterns of every prefix on each is what the reference rules spent most of
+    their time on."""
+    return and_(could_be_platform_reference(value), is_platform_reference(value, *prefixes))

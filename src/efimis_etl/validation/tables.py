@@ -35,7 +35,7 @@ from sqlalchemy import (
 from efimis_etl.schema.model import ENTITY_BY_NAME
 from efimis_etl.schema.tables import PRODUCTION, STAGING
 from efimis_etl.stores.base import PRODUCTION_LOOKUPS
-from efimis_etl.stores.sql import could_be_platform_reference, is_platform_reference, platform_id
+from efimis_etl.stores.sql import is_reference, platform_id
 
 PRODUCTION_PLACEHOLDER = "efimis_production_schema"
 SHOWN_CHARACTERS = 200  # of a value the field and reference rules show
@@ -82,13 +82,6 @@ def blank(value: ColumnElement[Any]) -> ColumnElement[bool]:
 
 def filled(value: ColumnElement[Any]) -> ColumnElement[bool]:
     return and_(value.is_not(None), value != "", or_(not_(value.like(" %")), func.trim(value) != ""))
-
-
-def is_reference(value: ColumnElement[Any], *prefixes: str) -> ColumnElement[bool]:
-    """`value` is a platform reference with one of `prefixes`: the cheap test first, since most values are
-    ImportIds, and matching the patterns of every prefix on each is what the reference rules spent most of
-    their time on."""
-    return and_(could_be_platform_reference(value), is_platform_reference(value, *prefixes))
 
 
 def key(value: ColumnElement[Any], target: str) -> ColumnElement[Any]:
