@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 from efimis_etl.errors import Rejected
 from efimis_etl.schema.model import Column, Entity, Kind
 from efimis_etl.schema.tables import MONEY_SCALE
-from efimis_etl.source.values import _MAX_ABS, INT_MAX, INT_MIN, converter
+from efimis_etl.source.values import INT_MAX, INT_MIN, MAX_ABS, converter
 
 MONEY = pa.decimal128(19, MONEY_SCALE)
 _WIDE_MONEY = pa.decimal128(38, MONEY_SCALE)
@@ -49,6 +50,7 @@ _CONVERSION_ERRORS = (
 Encoder = Callable[[Any], Any] | None
 
 
+@cache
 def arrow_schema(entity: Entity) -> pa.Schema:
     """The staged rows of an entity as Arrow types, in the entity's column order."""
     return pa.schema([pa.field(c.name, ARROW_TYPES[c.kind]) for c in entity.all_columns])
@@ -173,7 +175,7 @@ def _money(array: pa.Array, kind: Kind, store_limit: Decimal | None) -> pa.Array
     else:
         return None  # floats: only `values` knows which are exact to four places
     largest = pc.max(pc.abs(wide)).as_py()
-    limit = _MAX_ABS[kind]
+    limit = MAX_ABS[kind]
     if largest >= limit or (store_limit is not None and largest > store_limit):
         return None
     return wide.cast(MONEY)

@@ -17,7 +17,7 @@ from efimis_etl.schema.model import Column, Kind
 from efimis_etl.schema.tables import MONEY_QUANTUM, MONEY_SCALE
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
-_MAX_ABS = {Kind.MONEY: Decimal(10) ** 15, Kind.RATE: Decimal(10) ** 5}
+MAX_ABS = {Kind.MONEY: Decimal(10) ** 15, Kind.RATE: Decimal(10) ** 5}
 
 
 Converter = Callable[[object], object]
@@ -57,7 +57,7 @@ def _boolean(value: object) -> object:
 
 
 def _decimal(kind: Kind) -> Converter:
-    limit = _MAX_ABS[kind]
+    limit = MAX_ABS[kind]
 
     def convert(value: object) -> object:
         if isinstance(value, bool):
