@@ -68,6 +68,22 @@ def test_import_wait_then_promote_wait(service: Service, demo: DemoSource) -> No
     assert service.status(request_id)["state"] == "Promoted"
 
 
+def test_preview_then_promote_at_its_revision_then_revert(service: Service, demo: DemoSource) -> None:
+    imported = run("import", demo.url, "--wait", url=service.url)
+    request_id = imported.stdout.split("requestId: ")[1].split()[0]
+    preview = run("preview", request_id, url=service.url)
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert "against production revision 0" in preview.stdout and "WorkItem" in preview.stdout
+    assert "--production-revision 0" in preview.stdout
+    promoted = run("promote", request_id, "--production-revision", "0", "--wait", url=service.url)
+    assert promoted.returncode == 0 and "Promoted" in promoted.stdout, promoted.stdout + promoted.stderr
+    stale = run("promote", request_id, "--production-revision", "0", url=service.url)
+    assert stale.returncode == 1 and "409" in stale.stderr and request_id in stale.stderr
+    reverted = run("revert", request_id, "--yes", url=service.url)
+    assert reverted.returncode == 0 and "Reverted" in reverted.stdout, reverted.stdout + reverted.stderr
+    assert all(not rows for rows in service.production_rows().values())
+
+
 def test_import_of_bad_data_exits_1_with_the_findings(service: Service, demo_with_errors: DemoSource) -> None:
     result = run("import", demo_with_errors.url, "--wait", url=service.url)
     assert result.returncode == 1

@@ -475,13 +475,67 @@ def status(
 def promote(
     request_id: Annotated[str, typer.Argument(help="The requestId of a Validated import.")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the promotion ends.")] = False,
+    production_revision: Annotated[
+        int | None,
+        typer.Option(
+            "--production-revision", help="Refuse (nothing written) if production moved since this preview."
+        ),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Promote a Validated import to production."""
-    accepted = _call(url, "POST", "/etl/promote-to-production", {"requestId": request_id})
+    body: dict[str, Any] = {"requestId": request_id}
+    if production_revision is not None:
+        body["productionRevision"] = production_revision
+    accepted = _call(url, "POST", "/etl/promote-to-production", body)
     console.print(f"{accepted['message']} requestId: [bold]{request_id}[/]")
     if wait:
         _finish(url, _follow(url, request_id))
+
+
+@app.command()
+def preview(
+    request_id: Annotated[str, typer.Argument(help="The requestId of an import that may be promoted.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw preview JSON.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Show what promoting an import would change now (writes nothing)."""
+    data = _call(url, "GET", f"/etl/import/{request_id}/promotion-preview")
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    console.print(f"[bold]{request_id}[/] against production revision {data['productionRevision']}")
+    summary = Table("table", "rows", "inserted", "updated", "unchanged", title="Promotion preview")
+    for t in data["tables"]:
+        summary.add_row(
+            t["table"], str(t["rows"]), str(t["inserted"]), str(t["updated"]), str(t["unchanged"])
+        )
+    console.print(summary)
+    for t in data["tables"]:
+        for row in t["sample"]:
+            for c in row["changes"]:
+                console.print(
+                    f"  {t['table']} {row['importId']} {c['column']}: {c['before']!r} → {c['after']!r}",
+                    markup=False,
+                    highlight=False,
+                )
+    console.print(
+        f"Promote exactly this with: efimis-etl promote {request_id} --production-revision "
+        f"{data['productionRevision']}"
+    )
+
+
+@app.command()
+def revert(
+    request_id: Annotated[str, typer.Argument(help="The requestId of a Promoted import.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Undo a promotion: delete the rows it inserted, restore the rows it updated (one transaction)."""
+    if not yes and not typer.confirm(f"Revert the promotion of {request_id} in production?"):
+        raise typer.Exit(1)
+    data = _call(url, "POST", f"/etl/import/{request_id}/revert")
+    console.print(f"[bold]{request_id}[/] {data['state']}: production is as it was before its promotion.")
 
 
 @app.command()

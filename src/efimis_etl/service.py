@@ -19,11 +19,24 @@ from efimis_etl.jobs.pipeline import (
 from efimis_etl.jobs.queue import ChildProcessQueue, DistributedQueue, JobQueue
 from efimis_etl.jobs.retention import Clock, RetentionTimer, SystemClock, drop_expired_staging
 from efimis_etl.jobs.state import CANCELLABLE, PROMOTABLE, VALIDATION_RAN, Platform, State, now
-from efimis_etl.promotion.promote import id_map, iter_id_map
+from efimis_etl.promotion.promote import (
+    Change,
+    ProductionMoved,
+    changes,
+    check_revision,
+    current_revision,
+    diff,
+    id_map,
+    iter_changes,
+    iter_id_map,
+)
+from efimis_etl.promotion.revert import NothingToRevert, RevertExpired, RevertRefused, revert
+from efimis_etl.schema.model import ENTITY_BY_NAME
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import Source, parse_connection_string
 from efimis_etl.source.policy import check_source
 from efimis_etl.stores import TenantStores, make_stores
+from efimis_etl.timestamps import iso_z
 from efimis_etl.validation.run import FindingFilter, findings_page, iter_findings
 
 log = logging.getLogger(__name__)
@@ -154,15 +167,37 @@ class Service:
         """The caller's tenant's requests, newest first (only those in `state`, if given)."""
         return self.platform.requests(caller.tenant, state=state, offset=offset, limit=limit)
 
-    def request_promotion(self, caller: Caller, request_id: str) -> str:
+    def request_promotion(
+        self, caller: Caller, request_id: str, *, production_revision: int | None = None
+    ) -> str:
+        """Queue the promotion; with `production_revision` (from a preview), refused with nothing written
+        if production has moved since (the job checks again under the promotion lock)."""
         request = self._request(caller, request_id)
         if request["state"] in PROMOTABLE and not self.platform.all_verified(request_id):
             raise Conflict(
                 f"Import {request_id}'s row counts and control totals were not all verified against the source; "
                 "it cannot be promoted. Import it again."
             )
+        if production_revision is not None and request["state"] in PROMOTABLE:
+            try:
+                with self.stores.production_session(request["tenant"], write=False) as conn:
+                    check_revision(conn, production_revision)
+            except ProductionMoved as moved:
+                self._audit(
+                    caller, "promotion-requested", "refused", request_id=request_id, detail=moved.code
+                )
+                raise Conflict(moved.message, code=moved.code) from None
+        # The last outcome stays visible while this one runs; a revert's or an earlier request's marks do not.
+        promotion = {k: v for k, v in (request["promotion"] or {}).items() if k in ("tables", "revision")}
+        if production_revision is not None:
+            promotion["expectedRevision"] = production_revision
         if not self.platform.transition(
-            request_id, PROMOTABLE, State.PROMOTING, promotion_requested_at=now(), promotion_finished_at=None
+            request_id,
+            PROMOTABLE,
+            State.PROMOTING,
+            promotion_requested_at=now(),
+            promotion_finished_at=None,
+            promotion=promotion or None,
         ):
             current = self._request(caller, request_id)["state"]
             self._audit(caller, "promotion-requested", "refused", request_id=request_id, detail=current)
@@ -220,6 +255,76 @@ class Service:
         """The whole id map, in the order of `id_map`'s pages; checked before the first row is read."""
         request = self._promoted(caller, request_id)
         return iter_id_map(self.stores, request_id, request["tenant"])
+
+    def preview(self, caller: Caller, request_id: str, *, sample: int = 5) -> dict[str, Any]:
+        """What promoting the import would do now, against which production revision (writes nothing)."""
+        tenant = self._previewable(caller, request_id)
+        # The promotion lock: the revision and the counts come from one state of production.
+        with self.stores.promotion_session(request_id, tenant, write=True) as conn:
+            revision = current_revision(conn)
+            results, samples = diff(conn, request_id, sample=sample)
+        return {"revision": revision, "tables": results, "samples": samples}
+
+    def preview_changes(
+        self, caller: Caller, request_id: str, table: str, *, offset: int, limit: int
+    ) -> tuple[int, list[Change]]:
+        tenant = self._previewable(caller, request_id)
+        if table not in ENTITY_BY_NAME:
+            raise EtlError(f"No table {table!r}; one of {', '.join(ENTITY_BY_NAME)}.", code="invalid-table")
+        return changes(self.stores, request_id, tenant, table, offset=offset, limit=limit)
+
+    def all_preview_changes(self, caller: Caller, request_id: str) -> Iterator[Change]:
+        return iter_changes(self.stores, request_id, self._previewable(caller, request_id))
+
+    def _previewable(self, caller: Caller, request_id: str) -> str:
+        request = self._request(caller, request_id)
+        if request["state"] not in PROMOTABLE:
+            raise Conflict(
+                f"Import {request_id} is {request['state']}; only an import that may be promoted (Validated, "
+                "Promoted, PromotionFailed or Reverted) has a promotion preview."
+            )
+        self._staging_kept(request_id)
+        return str(request["tenant"])
+
+    def revert(self, caller: Caller, request_id: str) -> dict[str, Any]:
+        """Undo a Promoted import's promotion in production (one transaction), then mark it Reverted."""
+        request = self._request(caller, request_id)
+        if request["state"] != State.PROMOTED:
+            self._audit(caller, "revert-requested", "refused", request_id=request_id, detail=request["state"])
+            raise Conflict(
+                f"Import {request_id} is {request['state']}; only a Promoted import can be reverted."
+            )
+        try:
+            done = revert(self.stores, request_id, request["tenant"], keep_days=self.settings.revert_days)
+        except (RevertRefused, NothingToRevert) as refused:
+            self._audit(caller, "revert-requested", "refused", request_id=request_id, detail=refused.code)
+            raise Conflict(refused.message, code=refused.code) from None
+        except RevertExpired as expired:
+            self._audit(caller, "revert-requested", "refused", request_id=request_id, detail=expired.code)
+            raise Gone(expired.message, code=expired.code) from None
+        promotion = {
+            **(request["promotion"] or {}),
+            "revertedRevision": done.revision,
+            "revertedBy": caller.client_id,
+            "revertedAt": iso_z(now()),
+        }
+        if not self.platform.transition(request_id, [State.PROMOTED], State.REVERTED, promotion=promotion):
+            current = self._request(caller, request_id)["state"]
+            raise Conflict(
+                f"Import {request_id} was reverted in production but is now {current}: another request "
+                "changed it meanwhile. See its status."
+            )
+        self._audit(
+            caller,
+            "import-reverted",
+            State.REVERTED,
+            request_id=request_id,
+            detail=f"revision {done.revision}",
+        )
+        log.info(
+            "import %s reverted by %s (production revision %s)", request_id, caller.client_id, done.revision
+        )
+        return self.status(caller, request_id)
 
     def findings(
         self, caller: Caller, request_id: str, where: FindingFilter, *, offset: int, limit: int

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     staging_retention_hours: float = Field(
         168, gt=0, description="How long a finished import's staging data is kept (for findings, id maps)."
     )
+    revert_days: float = Field(
+        30,
+        gt=0,
+        description="How long a promotion can be reverted: its before-images are kept this many days.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Fernet key that encrypts connection strings while their import waits in the distributed "

@@ -13,7 +13,7 @@ from efimis_etl import __version__
 from efimis_etl.api.body_limit import BodyLimit
 from efimis_etl.api.errors import install_error_handlers
 from efimis_etl.api.metrics import install_metrics
-from efimis_etl.api.routes import audit, console, docs, health, imports, oauth, schema
+from efimis_etl.api.routes import audit, console, docs, health, imports, oauth, promotion, schema
 from efimis_etl.api.routes.docs import STATIC_DIR
 from efimis_etl.api.security_headers import SecurityHeaders
 from efimis_etl.identity import EmbeddedIssuer, TokenVerifier
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(SecurityHeaders)  # outside BodyLimit: its refusals get the headers too
     install_error_handlers(app)
     # In this order OpenAPI lists the paths.
-    for routes in (imports, schema, audit, oauth, health, docs):
+    for routes in (imports, promotion, schema, audit, oauth, health, docs):
         app.include_router(routes.router)
     # The console's files, the documentation pages' vendored assets and the style sheet they share.
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

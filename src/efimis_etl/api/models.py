@@ -49,6 +49,14 @@ class PromoteRequest(Body):
     request_id: str = Field(
         min_length=1, max_length=64, description="The requestId returned by POST /etl/import."
     )
+    production_revision: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="The productionRevision of the preview the caller saw: if production has moved since "
+        "(another import was promoted or reverted), 409 and nothing is written. Leave it out to promote "
+        "whatever production holds.",
+    )
 
 
 class Accepted(Out):
@@ -124,7 +132,14 @@ class TablePromotion(Out):
 
 
 class Promotion(Out):
-    tables: list[TablePromotion]
+    tables: list[TablePromotion] = Field(default_factory=list)
+    revision: int | None = Field(None, description="The production revision this promotion made.")
+    expected_revision: int | None = Field(
+        None, description="The productionRevision the promotion was requested with, if any."
+    )
+    reverted_revision: int | None = Field(None, description="The production revision of its revert.")
+    reverted_by: str | None = Field(None, description="The client that reverted it.")
+    reverted_at: str | None = None
 
 
 class Failure(Out):
@@ -142,7 +157,7 @@ class ImportStatus(Out):
     request_id: str
     state: str = Field(
         description="Queued, Importing, Validating, then Validated, ValidationFailed or Failed (or Cancelled); "
-        "then Promoting, Promoted or PromotionFailed."
+        "then Promoting, Promoted or PromotionFailed; a Promoted import that was reverted is Reverted."
     )
     source: str = Field(description="The source database, described without its password.")
     created_at: Timestamp
@@ -299,6 +314,47 @@ def import_summary(request: dict[str, Any]) -> ImportSummary:
         errors=request["errors"],
         warnings=request["warnings"],
     )
+
+
+class ColumnChange(Out):
+    column: str
+    before: str | None = Field(description="The value in production now (money exact, dates ISO).")
+    after: str | None = Field(
+        description="The value the promotion would write; a reference to an object not yet in production "
+        "reads prefix_new:<ImportId>."
+    )
+
+
+class RowChange(Out):
+    import_id: str
+    changes: list[ColumnChange]
+
+
+class TablePreview(Out):
+    table: str
+    rows: int
+    inserted: int
+    updated: int
+    unchanged: int
+    sample: list[RowChange] = Field(description="The first updated rows, in ImportId order.")
+
+
+class PromotionPreview(Out):
+    request_id: str
+    production_revision: int = Field(
+        description="The production revision this preview was computed against: promote with it to "
+        "promote only if production has not moved since."
+    )
+    tables: list[TablePreview]
+
+
+class ChangesPage(Out):
+    request_id: str
+    table: str
+    total: int
+    offset: int
+    limit: int
+    items: list[RowChange]
 
 
 class ErrorDetail(Out):

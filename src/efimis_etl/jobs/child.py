@@ -92,7 +92,7 @@ def run_job(
             source = parse_connection_string(job.connection_string)
             run_import(settings, platform, stores, job.request_id, job.tenant, source, should_stop=stop.poll)
         else:
-            run_promotion(platform, stores, job.request_id, job.tenant)
+            run_promotion(platform, stores, job.request_id, job.tenant, keep_days=settings.revert_days)
     except Exception:
         # Logged here, redacted, rather than by multiprocessing, which would print the raw traceback.
         log.exception("%s %s: the worker process failed", job.kind, job.request_id)

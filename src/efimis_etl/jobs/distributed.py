@@ -90,7 +90,7 @@ def build_app(settings: Settings) -> procrastinate.App:
         request = platform.get(request_id, tenant)
         if request is None or request["state"] != State.PROMOTING:
             return  # finished already; a duplicate delivery
-        run_promotion(platform, stores, request_id, tenant)
+        run_promotion(platform, stores, request_id, tenant, keep_days=context.settings.revert_days)
 
     @app.periodic(cron="* * * * * */5")
     @app.task(name="efimis.recover-stalled", queue=QUEUE, queueing_lock="recover-stalled", pass_context=True)

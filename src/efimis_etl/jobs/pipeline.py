@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from efimis_etl.errors import EtlError, SourceError
 from efimis_etl.jobs.secrets import secret_box
 from efimis_etl.jobs.state import CANCELLABLE, IMPORT_REQUEST, Platform, State, now
-from efimis_etl.promotion.promote import promote
+from efimis_etl.promotion.promote import promote_revision
 from efimis_etl.settings import Settings
 from efimis_etl.source.connstr import Source, parse_connection_string, redact
 from efimis_etl.source.policy import SourceRefused, check_source
@@ -195,10 +195,18 @@ def abandon_promotion(platform: Platform, request_id: str, tenant: str, *, code:
         )
 
 
-def run_promotion(platform: Platform, stores: TenantStores, request_id: str, tenant: str) -> None:
+def run_promotion(
+    platform: Platform, stores: TenantStores, request_id: str, tenant: str, *, keep_days: float = 30
+) -> None:
     platform.mark(request_id, promotion_started_at=now())
+    request = platform.get(request_id, tenant) or {}
+    # Set by the promotion request when the caller named the production revision it previewed.
+    expected = (request.get("promotion") or {}).get("expectedRevision")
     try:
-        results = promote(stores, request_id, tenant)
+        promoted = promote_revision(
+            stores, request_id, tenant, expected_revision=expected, keep_days=keep_days
+        )
+        results = promoted.tables
     except Exception as error:
         code, reason = _reason(error)
         log.error("promotion %s failed: %s", request_id, reason)
@@ -220,7 +228,8 @@ def run_promotion(platform: Platform, stores: TenantStores, request_id: str, ten
                 "unchanged": r.unchanged,
             }
             for r in results
-        ]
+        ],
+        "revision": promoted.revision,
     }
     platform.transition(
         request_id,

@@ -52,18 +52,27 @@ class State(enum.StrEnum):
     PROMOTED = "Promoted"
     PROMOTION_FAILED = "PromotionFailed"
     CANCELLED = "Cancelled"
+    REVERTED = "Reverted"
 
 
-PROMOTABLE = frozenset({State.VALIDATED, State.PROMOTED, State.PROMOTION_FAILED})
+# A Reverted import may be promoted again: its objects come back with the same platform ids.
+PROMOTABLE = frozenset({State.VALIDATED, State.PROMOTED, State.PROMOTION_FAILED, State.REVERTED})
 VALIDATION_RAN = frozenset(
-    {State.VALIDATED, State.VALIDATION_FAILED, State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED}
+    {
+        State.VALIDATED,
+        State.VALIDATION_FAILED,
+        State.PROMOTING,
+        State.PROMOTED,
+        State.PROMOTION_FAILED,
+        State.REVERTED,
+    }
 )
 RUNNING = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING, State.PROMOTING})
 # A promotion is one transaction that finishes or rolls back on its own: only an import can be cancelled.
 CANCELLABLE = frozenset({State.QUEUED, State.IMPORTING, State.VALIDATING})
 
 # A request in these states went through its import and on to promotion: its import ended Validated.
-PROMOTION_STATES = frozenset({State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED})
+PROMOTION_STATES = frozenset({State.PROMOTING, State.PROMOTED, State.PROMOTION_FAILED, State.REVERTED})
 # Upper bounds (seconds) of the job duration histogram's buckets: from a small firm to a very large one.
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
 

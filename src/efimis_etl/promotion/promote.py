@@ -1,27 +1,35 @@
 """Promotion: staging → the tenant's production store, in one transaction, idempotent by ImportId.
 
 One implementation for every store: the statements read the staged rows under `STAGED_SCHEMA` and write
-the production tables unqualified, on the connection `TenantStores.promotion_session` gives. Two
-set-based steps per entity:
+the production tables unqualified, on the connection `TenantStores.promotion_session` gives.
 
-1. every ImportId not yet in production gets a row and a new platform id (32 hex digits), which it keeps
-   for life: later promotions of the same ImportId update that row;
-2. every row of this import gets its values, with each reference rewritten to the canonical platform
-   reference (`matter_<id>`), and only where something differs, so promoting twice changes nothing.
+1. The platform id map, for every entity before any row is written (a reference may name an object of
+   the same import, such as an account's parent): each staged ImportId with the platform id it has in
+   production, or had before a revert deleted it (`_RetiredId`), or a new one (32 hex digits), generated
+   once. An object keeps its platform id for life.
+2. Per table, the rows it is about to update, as they are (before-images, for a revert: only the rows
+   that differ, so a first promotion copies nothing).
+3. Per table, one `INSERT … SELECT … ON CONFLICT (ImportId) DO UPDATE … WHERE … IS DISTINCT FROM …`:
+   every value, each reference resolved by joins to the id map (and to production, for objects of
+   earlier imports) into the canonical platform reference (`matter_<id>`), and only where something
+   differs, so promoting twice changes nothing.
 
-Because the platform ids all exist after step 1, step 2 resolves references in any order, including an
-account's reference to its parent account.
+The preview (`diff`) is the same comparison without the write: its id map is a query instead of a
+temporary table, and an object not yet in production shows as `prefix_new:<ImportId>`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    FromClause,
+    Select,
     Table,
     case,
     delete,
@@ -29,79 +37,243 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    not_,
     or_,
     select,
-    update,
+    true,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
+from efimis_etl.errors import EtlError
 from efimis_etl.schema.model import ENTITIES, ENTITY_BY_NAME, Entity, Kind
 from efimis_etl.schema.tables import PRODUCTION
-from efimis_etl.stores.base import PROMOTION_LOG, TableResult, TenantStores, staged
+from efimis_etl.stores.base import (
+    BEFORE_IMAGE,
+    ID_MAP,
+    PROMOTION_LOG,
+    RETIRED_ID,
+    REVISION,
+    TableResult,
+    TenantStores,
+    staged,
+)
 from efimis_etl.stores.sql import binary_order, is_platform_reference, new_platform_id
 
 _COUNTED = {"preserve_rowcount": True}  # SQLAlchemy keeps an INSERT's row count only when asked
+NEW = "new:"  # a preview's stand-in for a platform id not generated yet
+
+
+class ProductionMoved(EtlError):
+    """Production is not at the revision the caller saw: another promotion or revert happened since."""
+
+    code = "production-moved"
+
+    def __init__(self, expected: int, current: int, movers: list[str]) -> None:
+        self.expected, self.current, self.movers = expected, current, movers
+        names = ", ".join(movers) or "none recorded"
+        super().__init__(
+            f"Production has moved since revision {expected}: it is at revision {current}, changed by "
+            f"import(s) {names}. Nothing was written; preview again and promote with productionRevision "
+            f"{current}."
+        )
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """What a promotion did: per table, and the production revision it made."""
+
+    tables: list[TableResult]
+    revision: int
 
 
 def promote(stores: TenantStores, request_id: str, tenant: str) -> list[TableResult]:
     """Move one import's staging data into production: all of it, or (on any error) none of it."""
+    return promote_revision(stores, request_id, tenant).tables
+
+
+def promote_revision(
+    stores: TenantStores,
+    request_id: str,
+    tenant: str,
+    *,
+    expected_revision: int | None = None,
+    keep_days: float = 30,
+) -> Promoted:
+    """`promote`, also saying which production revision it made; with `expected_revision`, refused
+    (`ProductionMoved`, nothing written) unless production is still at that revision. Before-images of
+    promotions older than `keep_days` (EFIMIS_REVERT_DAYS) are dropped: those can no longer be reverted."""
     with stores.promotion_session(request_id, tenant, write=True) as conn:
-        counts = {
-            e.name: conn.execute(select(func.count()).select_from(staged(e))).scalar_one() for e in ENTITIES
-        }
-        inserted = {e.name: _assign_platform_ids(conn, e, request_id) for e in ENTITIES}
-        changed = {e.name: conn.execute(write_values(e, request_id)).rowcount for e in ENTITIES}
-        results = [
-            TableResult(e.name, counts[e.name], inserted[e.name], changed[e.name] - inserted[e.name])
-            for e in ENTITIES
-        ]
+        if expected_revision is not None:
+            check_revision(conn, expected_revision)
+        _drop_expired_before_images(conn, keep_days)
+        revision = _new_revision(conn, request_id, "promote")
+        counts = {e.name: _count(conn, staged(e)) for e in ENTITIES}
+        inserted = {e.name: _build_id_map(conn, e) for e in ENTITIES}
+        idmaps: dict[str, FromClause] = dict(ID_MAP)
+        updated = {}
+        for entity in ENTITIES:
+            resolved = resolved_rows(entity, request_id, idmaps)
+            updated[entity.name] = _keep_before_images(conn, entity, resolved, revision)
+            # Only the new rows and those just found to differ are proposed: an unchanged row is not
+            # written, nor even locked by ON CONFLICT.
+            proposed = resolved_rows(entity, request_id, idmaps, new_or_changed_in=revision)
+            conn.execute(_upsert(conn, entity, proposed))
+        results = [TableResult(e.name, counts[e.name], inserted[e.name], updated[e.name]) for e in ENTITIES]
         _log(conn, request_id, results)
-        return results
+        return Promoted(results, revision)
 
 
-def _assign_platform_ids(conn: Connection, entity: Entity, request_id: str) -> int:
+def _drop_expired_before_images(conn: Connection, keep_days: float) -> None:
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=keep_days)
+    expired = select(REVISION.c.Revision).where(REVISION.c.At < cutoff)
+    for before in BEFORE_IMAGE.values():
+        conn.execute(delete(before).where(before.c.Revision.in_(expired)))
+
+
+def _count(conn: Connection, table: FromClause) -> int:
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _new_revision(conn: Connection, request_id: str, action: str) -> int:
+    at = datetime.now(UTC).replace(tzinfo=None)  # a UTC timestamp
+    statement = insert(REVISION).values(RequestId=request_id, Action=action, At=at)
+    return int(conn.execute(statement).inserted_primary_key[0])
+
+
+def current_revision(conn: Connection) -> int:
+    """The production revision: the number of the latest promotion or revert (0: none yet)."""
+    return int(conn.execute(select(func.coalesce(func.max(REVISION.c.Revision), 0))).scalar_one())
+
+
+def check_revision(conn: Connection, expected: int) -> None:
+    current = current_revision(conn)
+    if current != expected:
+        movers = conn.execute(
+            select(REVISION.c.RequestId)
+            .where(REVISION.c.Revision > expected)
+            .group_by(REVISION.c.RequestId)
+            .order_by(func.min(REVISION.c.Revision))
+        ).scalars()
+        raise ProductionMoved(expected, current, list(movers))
+
+
+def _build_id_map(conn: Connection, entity: Entity) -> int:
+    """The platform ids of the entity's objects new to production, as a temporary table (the others'
+    are in production already); how many."""
+    ids, source, promoted = ID_MAP[entity.name], staged(entity), PRODUCTION.tables[entity.name]
+    ids.create(conn)
+    retired = RETIRED_ID.alias("retired")
+    rows = (
+        select(source.c.ImportId, func.coalesce(retired.c.PlatformId, new_platform_id()))
+        .select_from(source)
+        .outerjoin(promoted, promoted.c.ImportId == source.c.ImportId)
+        .outerjoin(retired, (retired.c.TableName == entity.name) & (retired.c.ImportId == source.c.ImportId))
+        .where(promoted.c.ImportId.is_(None))
+    )
+    inserted = conn.execute(
+        insert(ids).from_select(["ImportId", "PlatformId"], rows), execution_options=_COUNTED
+    )
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ANALYZE pg_temp."{ids.name}"')  # a fresh table: the planner needs its size
+    return int(inserted.rowcount)
+
+
+def preview_id_map(entity: Entity) -> FromClause:
+    """The id map a promotion would build, as a query: new objects as `new:<ImportId>`."""
     source, promoted = staged(entity), PRODUCTION.tables[entity.name]
-    new_rows = select(source.c.ImportId, new_platform_id(), literal(request_id)).where(
-        not_(exists().where(promoted.c.ImportId == source.c.ImportId))
-    )
-    statement = insert(promoted).from_select(["ImportId", "PlatformId", "LastRequestId"], new_rows)
-    return conn.execute(statement, execution_options=_COUNTED).rowcount
-
-
-def resolve_reference(value: ColumnElement[Any], target: Entity) -> ColumnElement[Any]:
-    """A staged reference as the canonical platform reference of the object it names."""
-    promoted = PRODUCTION.tables[target.name].alias()
-    by_import_id = (
-        select(literal(target.prefix + "_") + promoted.c.PlatformId)
-        .where(promoted.c.ImportId == value)
-        .scalar_subquery()
-    )
-    return case(
-        (or_(value.is_(None), func.trim(value) == ""), None),
-        (is_platform_reference(value, target.prefix), value),
-        else_=by_import_id,
+    retired = RETIRED_ID.alias(f"retired_{entity.name}")
+    return (
+        select(
+            source.c.ImportId.label("ImportId"),
+            func.coalesce(retired.c.PlatformId, literal(NEW) + source.c.ImportId).label("PlatformId"),
+        )
+        .select_from(source)
+        .outerjoin(promoted, promoted.c.ImportId == source.c.ImportId)
+        .outerjoin(retired, (retired.c.TableName == entity.name) & (retired.c.ImportId == source.c.ImportId))
+        .where(promoted.c.ImportId.is_(None))
+        .subquery(f"ids_{entity.name}")
     )
 
 
-def write_values(entity: Entity, request_id: str) -> Any:
-    """UPDATE … FROM the staged rows: every value, references resolved, only where something differs
-    (so promoting twice changes nothing)."""
-    # Aliased: staged and production tables share names, and UPDATE … FROM needs them apart.
-    source: Table = staged(entity).alias("staged")  # type: ignore[assignment]
-    promoted = PRODUCTION.tables[entity.name]
-    values: dict[str, ColumnElement[Any]] = {}
+def resolved_rows(
+    entity: Entity, request_id: str, idmaps: dict[str, FromClause], *, new_or_changed_in: int | None = None
+) -> Select[Any]:
+    """The staged rows as production would hold them: ImportId, PlatformId, LastRequestId, then every
+    column, references resolved by joins to the id map (objects new to production) and to production
+    (the others). With `new_or_changed_in` (a revision), only the rows new to production and those with
+    a before-image in that revision."""
+    source = staged(entity)
+    own = idmaps[entity.name].alias(f"own_{entity.name}")
+    existing = PRODUCTION.tables[entity.name].alias(f"existing_{entity.name}")
+    joined = source.outerjoin(own, own.c.ImportId == source.c.ImportId).outerjoin(
+        existing, existing.c.ImportId == source.c.ImportId
+    )
+    values: list[ColumnElement[Any]] = [
+        source.c.ImportId.label("ImportId"),
+        func.coalesce(own.c.PlatformId, existing.c.PlatformId).label("PlatformId"),
+        literal(request_id).label("LastRequestId"),
+    ]
     for column in entity.columns:
         value = source.c[column.name]
-        if column.kind is Kind.REFERENCE:
-            assert column.target is not None
-            values[column.name] = resolve_reference(value, ENTITY_BY_NAME[column.target])
-        else:
-            values[column.name] = value
-    differs = or_(*(promoted.c[name].is_distinct_from(expr) for name, expr in values.items()))
-    return (
-        update(promoted)
-        .values({**values, "LastRequestId": literal(request_id)})
-        .where(promoted.c.ImportId == source.c.ImportId, differs)
+        if column.kind is not Kind.REFERENCE:
+            values.append(value.label(column.name))
+            continue
+        assert column.target is not None
+        target = ENTITY_BY_NAME[column.target]
+        mapped = idmaps[target.name].alias(f"ids_{column.name}")
+        promoted = PRODUCTION.tables[target.name].alias(f"prod_{column.name}")
+        joined = joined.outerjoin(mapped, mapped.c.ImportId == value).outerjoin(
+            promoted, promoted.c.ImportId == value
+        )
+        reference = case(
+            (or_(value.is_(None), func.trim(value) == ""), None),
+            (is_platform_reference(value, target.prefix), value),
+            else_=literal(target.prefix + "_") + func.coalesce(mapped.c.PlatformId, promoted.c.PlatformId),
+        )
+        values.append(reference.label(column.name))
+    # `WHERE true`: SQLite reads `ON CONFLICT` after a join's ON as part of the join without it.
+    rows = select(*values).select_from(joined).where(true())
+    if new_or_changed_in is None:
+        return rows
+    before = BEFORE_IMAGE[entity.name]
+    changed = exists().where(before.c.Revision == new_or_changed_in, before.c.ImportId == source.c.ImportId)
+    return rows.where(or_(own.c.ImportId.is_not(None), changed))
+
+
+def _differs(entity: Entity, current: Any, proposed: Any) -> ColumnElement[bool]:
+    """Some column of `current` differs from `proposed` (column collections, such as `table.c`)."""
+    return or_(*(current[c.name].is_distinct_from(proposed[c.name]) for c in entity.columns))
+
+
+def _changed_rows(entity: Entity, resolved: Select[Any]) -> tuple[Table, FromClause, Select[Any]]:
+    """(production, the resolved rows, production rows JOIN resolved rows WHERE something differs)."""
+    promoted = PRODUCTION.tables[entity.name]
+    proposed = resolved.subquery("proposed")
+    changed = (
+        select(promoted)
+        .join_from(promoted, proposed, proposed.c.ImportId == promoted.c.ImportId)
+        .where(_differs(entity, promoted.c, proposed.c))
+    )
+    return promoted, proposed, changed
+
+
+def _keep_before_images(conn: Connection, entity: Entity, resolved: Select[Any], revision: int) -> int:
+    """Copy the rows this promotion will update, as they are now; how many."""
+    promoted, _, changed = _changed_rows(entity, resolved)
+    before = BEFORE_IMAGE[entity.name]
+    rows = changed.with_only_columns(literal(revision), *promoted.columns)
+    names = ["Revision", *(c.name for c in promoted.columns)]
+    return int(conn.execute(insert(before).from_select(names, rows), execution_options=_COUNTED).rowcount)
+
+
+def _upsert(conn: Connection, entity: Entity, resolved: Select[Any]) -> Any:
+    promoted = PRODUCTION.tables[entity.name]
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(promoted).from_select([c.name for c in promoted.columns], resolved)
+    updates = {c.name: statement.excluded[c.name] for c in entity.columns}
+    return statement.on_conflict_do_update(
+        index_elements=[promoted.c.ImportId],
+        set_={**updates, "LastRequestId": statement.excluded.LastRequestId},
+        where=_differs(entity, promoted.c, statement.excluded),
     )
 
 
@@ -110,6 +282,106 @@ def _log(conn: Connection, request_id: str, results: list[TableResult]) -> None:
     promoted_at = datetime.now(UTC).replace(tzinfo=None)  # a UTC timestamp
     conn.execute(delete(PROMOTION_LOG).where(PROMOTION_LOG.c.RequestId == request_id))
     conn.execute(insert(PROMOTION_LOG).values(RequestId=request_id, PromotedAt=promoted_at, Summary=summary))
+
+
+# ------------------------------------------------------------------------------------------ preview
+
+
+@dataclass(frozen=True)
+class Change:
+    """One updated row: its ImportId and, per changed column, the value before and after."""
+
+    table: str
+    import_id: str
+    columns: list[tuple[str, str | None, str | None]]
+
+
+def shown(value: Any) -> str | None:
+    """A stored value as text, exactly (money to the last digit, dates ISO), the same on every store."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _preview_maps() -> dict[str, FromClause]:
+    return {e.name: preview_id_map(e) for e in ENTITIES}
+
+
+def diff(
+    conn: Connection, request_id: str, *, sample: int
+) -> tuple[list[TableResult], dict[str, list[Change]]]:
+    """Per table what a promotion would do now (read-only), and up to `sample` changed rows of each."""
+    idmaps = _preview_maps()
+    results, samples = [], {}
+    for entity in ENTITIES:
+        source, promoted = staged(entity), PRODUCTION.tables[entity.name]
+        rows = _count(conn, source)
+        new_rows = (
+            select(func.count())
+            .select_from(source.outerjoin(promoted, promoted.c.ImportId == source.c.ImportId))
+            .where(promoted.c.ImportId.is_(None))
+        )
+        inserted = int(conn.execute(new_rows).scalar_one())
+        _, _, changed = _changed_rows(entity, resolved_rows(entity, request_id, idmaps))
+        updated = _count(conn, changed.subquery())
+        results.append(TableResult(entity.name, rows, inserted, updated))
+        samples[entity.name] = list(_changes(conn, entity, request_id, idmaps, offset=0, limit=sample))
+    return results, samples
+
+
+def _changes(
+    conn: Connection,
+    entity: Entity,
+    request_id: str,
+    idmaps: dict[str, FromClause],
+    *,
+    offset: int,
+    limit: int | None,
+) -> Iterator[Change]:
+    promoted, proposed, changed = _changed_rows(entity, resolved_rows(entity, request_id, idmaps))
+    names = [c.name for c in entity.columns]
+    query = (
+        changed.with_only_columns(
+            promoted.c.ImportId, *(promoted.c[n] for n in names), *(proposed.c[n] for n in names)
+        )
+        .order_by(binary_order(promoted.c.ImportId))
+        .offset(offset)
+        .limit(limit)
+    )
+    width = len(names)
+    for row in conn.execute(query):
+        before, after = row[1 : 1 + width], row[1 + width :]
+        columns = [
+            (name, shown(b), shown(a))
+            for name, b, a in zip(names, before, after, strict=True)
+            if shown(b) != shown(a)
+        ]
+        yield Change(entity.name, row[0], columns)
+
+
+def changes(
+    stores: TenantStores, request_id: str, tenant: str, table: str, *, offset: int, limit: int | None
+) -> tuple[int, list[Change]]:
+    """The rows of `table` a promotion would update now, in ImportId order: (total, one page)."""
+    entity = ENTITY_BY_NAME[table]
+    idmaps = _preview_maps()
+    with stores.promotion_session(request_id, tenant, write=False) as conn:
+        _, _, changed = _changed_rows(entity, resolved_rows(entity, request_id, idmaps))
+        total = _count(conn, changed.subquery())
+        return total, list(_changes(conn, entity, request_id, idmaps, offset=offset, limit=limit))
+
+
+def iter_changes(stores: TenantStores, request_id: str, tenant: str) -> Iterator[Change]:
+    """Every row every table's promotion would update now, streamed (the CSV)."""
+    idmaps = _preview_maps()
+    with stores.promotion_session(request_id, tenant, write=False) as conn:
+        for entity in ENTITIES:
+            yield from _changes(conn, entity, request_id, idmaps, offset=0, limit=None)
+
+
+# ------------------------------------------------------------------------------------------- id map
 
 
 def id_map(

@@ -21,8 +21,8 @@ import pyarrow as pa
 from sqlalchemy import Column, Connection, Index, MetaData, Table
 from sqlalchemy.types import DateTime, Integer, String, Unicode, UnicodeText
 
-from efimis_etl.schema.model import Entity
-from efimis_etl.schema.tables import STAGING
+from efimis_etl.schema.model import ENTITIES, IMPORT_ID_LENGTH, Entity
+from efimis_etl.schema.tables import PRODUCTION, STAGING
 
 FINDINGS = MetaData()
 FINDING = Table(
@@ -65,6 +65,56 @@ PROMOTION_LOG = Table(
     Column("PromotedAt", DateTime, nullable=False),
     Column("Summary", UnicodeText, nullable=False),
 )
+
+# Beside the production tables, in every production store: what a revert needs (`promotion.revert`).
+REVISIONS = MetaData()
+# One row per promotion and per revert, numbered in the order they committed: the latest number is the
+# production revision a preview was computed against.
+REVISION = Table(
+    "_Revision",
+    REVISIONS,
+    Column("Revision", Integer, primary_key=True, autoincrement=True),
+    Column("RequestId", String(32), nullable=False, index=True),
+    Column("Action", String(10), nullable=False),  # "promote" or "revert"
+    Column("At", DateTime, nullable=False),  # UTC
+    Column("RevertedBy", Integer),  # a promotion's: the revert that undid it
+)
+# The platform ids of rows a revert deleted: promoting the same ImportId again gives the same id back.
+RETIRED_ID = Table(
+    "_RetiredId",
+    REVISIONS,
+    Column("TableName", Unicode(60), primary_key=True),
+    Column("ImportId", Unicode(IMPORT_ID_LENGTH), primary_key=True),
+    Column("PlatformId", String(32), nullable=False),
+)
+
+
+def _before_image(entity: Entity) -> Table:
+    """The production rows a promotion updated, as they were before it: one per updated row only."""
+    promoted = PRODUCTION.tables[entity.name]
+    columns = [Column(c.name, c.type, primary_key=c.name == "ImportId") for c in promoted.columns]
+    return Table(f"_Before_{entity.name}", REVISIONS, Column("Revision", Integer, primary_key=True), *columns)
+
+
+BEFORE_IMAGE = {e.name: _before_image(e) for e in ENTITIES}
+
+# A promotion's id map of the objects new to production, one temporary table per entity (dropped at
+# commit); `ID_SCHEMA` is translated to each database's schema of temporary tables (`temp`, `pg_temp`) on
+# a promotion connection.
+ID_SCHEMA = "ids"
+IDS = MetaData()
+ID_MAP = {
+    e.name: Table(
+        f"_Ids_{e.name}",
+        IDS,
+        Column("ImportId", Unicode(IMPORT_ID_LENGTH), primary_key=True),
+        Column("PlatformId", String(32), nullable=False),
+        schema=ID_SCHEMA,
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    for e in ENTITIES
+}
 
 # On a promotion connection the staged rows are in this schema, production's tables unqualified.
 STAGED_SCHEMA = "staging"
@@ -147,6 +197,12 @@ class TenantStores(Protocol):
         """A connection on the tenant's production store (created on first use), its tables unqualified,
         with the request's staged rows under `STAGED_SCHEMA`. With `write`, one transaction, and no other
         promotion of the tenant runs until it ends."""
+        ...
+
+    def production_session(self, tenant: str, *, write: bool) -> AbstractContextManager[Connection]:
+        """A connection on the tenant's production store (created on first use), its tables unqualified,
+        without any staged rows (a revert needs none). With `write`, one transaction, and no promotion of
+        the tenant runs until it ends."""
         ...
 
     def production_rows(self, tenant: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -23,9 +23,11 @@ Validation
     repeatable-read snapshot of production. No foreign-data wrapper or extension is needed.
 
 Promotion
-    Same database: one transaction on the production connection (which sees the staging schema):
-    `INSERT … ON CONFLICT DO NOTHING` for new platform ids, `UPDATE … FROM … IS DISTINCT FROM` for values,
-    and the `_Promotion` record (`promotion.promote`, on the connection `promotion_session` gives).
+    Same database: one transaction on the production connection (which sees the staging schema): the id
+    map in temporary tables (`pg_temp`, dropped at commit), before-images of the rows about to change, one
+    `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM` per table, the `_Revision` and
+    `_Promotion` records (`promotion.promote`, on the connection `promotion_session` gives). A revert
+    (`promotion.revert`) needs production only (`production_session`).
     Different servers: first a resumable, idempotent
     copy of the staged rows into a side schema `promote_<requestId>` on the production server, one table
     per transaction, each with its completion marker (`_Copied`) written in the same transaction, so a
@@ -55,7 +57,15 @@ from efimis_etl.ids import is_request_id
 from efimis_etl.schema.model import ENTITIES
 from efimis_etl.schema.tables import PRODUCTION, STAGING
 from efimis_etl.settings import Settings
-from efimis_etl.stores.base import FINDINGS, META, PRODUCTION_LOOKUPS, PROMOTION_LOG, STAGED_SCHEMA
+from efimis_etl.stores.base import (
+    FINDINGS,
+    ID_SCHEMA,
+    META,
+    PRODUCTION_LOOKUPS,
+    PROMOTION_LOG,
+    REVISIONS,
+    STAGED_SCHEMA,
+)
 from efimis_etl.stores.postgres_naming import (
     COPIED,
     SIDE_PREFIX,
@@ -210,6 +220,7 @@ class PostgresStores:
             placed = conn.execution_options(schema_translate_map={None: schema})
             PRODUCTION.create_all(placed, checkfirst=True)
             PROMOTION_LOG.create(placed, checkfirst=True)
+            REVISIONS.create_all(placed, checkfirst=True)
         self._tenants_ready.add(schema)
         return schema
 
@@ -222,10 +233,24 @@ class PostgresStores:
         else:
             source = self._side_copy(request_id)
         with self.production_engine.connect() as conn:
-            placed = conn.execution_options(schema_translate_map={STAGED_SCHEMA: source, None: production})
+            placed = conn.execution_options(
+                schema_translate_map={STAGED_SCHEMA: source, None: production, ID_SCHEMA: TEMPORARY_SCHEMA}
+            )
             if write:
                 with conn.begin():
                     lock(conn, production)  # one promotion per tenant at a time
+                    yield placed
+            else:
+                yield placed
+
+    @contextmanager
+    def production_session(self, tenant: str, *, write: bool) -> Iterator[Connection]:
+        production = self._ensure_production(tenant)
+        with self.production_engine.connect() as conn:
+            placed = conn.execution_options(schema_translate_map={None: production})
+            if write:
+                with conn.begin():
+                    lock(conn, production)  # the same lock as promotions: one change of production at a time
                     yield placed
             else:
                 yield placed

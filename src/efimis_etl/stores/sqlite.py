@@ -31,7 +31,16 @@ from efimis_etl.ids import checked_request_id, is_request_id
 from efimis_etl.schema.model import ENTITIES, Entity, Kind
 from efimis_etl.schema.tables import MONEY_SCALE, PRODUCTION, STAGING, to_scaled
 from efimis_etl.settings import Settings
-from efimis_etl.stores.base import FINDING, FINDING_COLUMNS, FINDINGS, META, PROMOTION_LOG, STAGED_SCHEMA
+from efimis_etl.stores.base import (
+    FINDING,
+    FINDING_COLUMNS,
+    FINDINGS,
+    ID_SCHEMA,
+    META,
+    PROMOTION_LOG,
+    REVISIONS,
+    STAGED_SCHEMA,
+)
 from efimis_etl.stores.sql import EXACT_SUM, INT64_MAX, SQLITE_MONEY_LIMIT, ExactSum
 
 PRODUCTION_SCHEMA = "production"  # where validation finds the attached production store
@@ -193,6 +202,7 @@ class SqliteStores:
         with _disposing(sqlite_engine(path)) as engine, engine.begin() as conn:
             PRODUCTION.create_all(conn)
             PROMOTION_LOG.create(conn, checkfirst=True)
+            REVISIONS.create_all(conn)
         return path
 
     # Staging.
@@ -249,8 +259,20 @@ class SqliteStores:
         staging = self._existing_staging(request_id)
         engine = sqlite_engine(self._production(tenant), attach={STAGED_SCHEMA: staging})
         with _disposing(engine), engine.connect() as conn:
+            # The id map's temporary tables: SQLite's own schema of them, gone with the connection.
+            placed = conn.execution_options(schema_translate_map={ID_SCHEMA: "temp"})
             if write:
                 with conn.begin():
+                    yield placed
+            else:
+                yield placed
+
+    @contextmanager
+    def production_session(self, tenant: str, *, write: bool) -> Iterator[Connection]:
+        engine = sqlite_engine(self._production(tenant))
+        with _disposing(engine), engine.connect() as conn:
+            if write:
+                with conn.begin():  # BEGIN IMMEDIATE: queued behind any promotion of the tenant
                     yield conn
             else:
                 yield conn

@@ -94,8 +94,10 @@ def start_import(body: ImportRequest, who: CallerDep, service: ServiceDep) -> Ac
 
 @router.post("/etl/promote-to-production", status_code=202, response_model=Accepted)
 def promote(body: PromoteRequest, who: CallerDep, service: ServiceDep) -> Accepted:
-    """Promote a Validated import into the tenant's production data (atomic, idempotent)."""
-    request_id = service.request_promotion(who, body.request_id)
+    """Promote a Validated import into the tenant's production data (atomic, idempotent). With
+    `productionRevision` (from its preview): 409 naming the imports that moved production since, and
+    nothing written."""
+    request_id = service.request_promotion(who, body.request_id, production_revision=body.production_revision)
     return Accepted(message=PROMOTION_STARTED, request_id=request_id)
 
 
