@@ -467,6 +467,13 @@ def test_promote_shows_the_preview_keeps_its_word_and_revert_puts_production_bac
     assert "Name: Jack Li → Jack Li-Smith" in changed, changed
     shoot(page, "promote-preview-changes")
     shoot_part(page, "promote-preview-changes-dialog", "#promote-dialog")
+    for label, (width, height) in WIDTHS.items():  # the dialog scrolled down to the changed rows
+        page.set_window_size(width, height)
+        page.execute_script("document.getElementById('promote-changes').scrollIntoView()")
+        time.sleep(0.2)
+        dialog = page.find_element(By.ID, "promote-dialog")
+        dialog.screenshot(str(artifacts() / f"console-promote-preview-changed-rows-{label}.png"))
+    page.set_window_size(*WIDTHS["wide"])
     page.find_element(By.ID, "promote-changes-csv").click()
     changes = list(
         csv.DictReader(io.StringIO(downloaded(downloads, f"promotion-preview-{second}.csv").read_text()))

@@ -722,6 +722,13 @@ function columnChange(change) {
   );
 }
 
+/** A table's name that may break between its words (ReceiptAllocation → Receipt·Allocation) on a phone. */
+function breakable(name) {
+  return String(name)
+    .split(/(?=[A-Z][a-z])/)
+    .flatMap((part, i) => (i ? [h("wbr"), part] : [part]));
+}
+
 function renderPreview(preview, requestId, setStatus) {
   const tables = preview.tables;
   const total = (key) => tables.reduce((sum, table) => sum + table[key], 0);
@@ -731,18 +738,20 @@ function renderPreview(preview, requestId, setStatus) {
       h(
         "tr",
         { "data-table": t.table },
-        h("th", { scope: "row" }, t.table),
-        h("td", { class: "num" }, number(t.rows)),
-        h("td", { class: "num" }, number(t.inserted)),
-        h("td", { class: "num" }, number(t.updated)),
-        h("td", { class: "num" }, number(t.unchanged)),
+        h("th", { scope: "row" }, breakable(t.table)),
+        h("td", { class: "num", "data-label": "Rows" }, number(t.rows)),
+        h("td", { class: "num", "data-label": "Will insert" }, number(t.inserted)),
+        h("td", { class: "num", "data-label": "Will update" }, number(t.updated)),
+        h("td", { class: "num", "data-label": "Unchanged" }, number(t.unchanged)),
       ),
     ),
     h(
       "tr",
       { class: "total" },
       h("th", { scope: "row" }, "All tables"),
-      ["rows", "inserted", "updated", "unchanged"].map((key) => h("td", { class: "num" }, number(total(key)))),
+      [["rows", "Rows"], ["inserted", "Will insert"], ["updated", "Will update"], ["unchanged", "Unchanged"]].map(([key, label]) =>
+        h("td", { class: "num", "data-label": label }, number(total(key))),
+      ),
     ),
   );
   const changes = document.getElementById("promote-changes");
