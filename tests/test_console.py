@@ -23,6 +23,7 @@ import pytest
 
 from conftest import DEMO_SECRET, DemoSource, Serve, Service
 from efimis_etl.demo import MARKUP
+from efimis_etl.settings import Settings
 from support import copy_to_postgresql, hold_table, until
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -502,6 +503,33 @@ def test_promote_shows_the_preview_keeps_its_word_and_revert_puts_production_bac
     page.switch_to.active_element.send_keys(Keys.ENTER)  # the focused Cancel
     assert not page.find_element(By.ID, "revert-dialog").is_displayed()
     no_script_ran(page)
+
+
+def test_a_revert_past_the_before_images_retention_shows_the_410_as_given(
+    page: WebDriver, serve: Serve, settings: Settings, demo: DemoSource
+) -> None:
+    with serve(settings=settings.model_copy(update={"revert_days": 1e-9})) as service:
+        request_id = service.import_(demo.url)
+        assert service.wait(request_id)["state"] == "Validated"
+        assert service.wait_promoted(request_id)["state"] == "Promoted"
+        before = service.production_rows()
+        sign_in(page, service)
+        page.get(f"{service.url}/#/imports/{request_id}")
+        wait_state(page, "Promoted")
+        _open(page, "revert", "revert-dialog")
+        page.find_element(By.ID, "revert-confirm").click()
+        shown = wait(page, lambda d: text(d, "#revert-refused-message"), "the revert's refusal")
+        answer = service.client.post(f"/etl/import/{request_id}/revert")
+        assert answer.status_code == 410 and answer.json()["error"]["message"] == shown
+        assert "EFIMIS_REVERT_DAYS" in shown
+        assert page.switch_to.active_element.get_attribute("id") == "revert-cancel"
+        assert not page.find_element(By.ID, "revert-confirm").is_enabled()
+        shoot_part(page, "revert-expired-dialog", "#revert-dialog")
+        page.switch_to.active_element.send_keys(Keys.ENTER)
+        wait(page, lambda d: not d.find_element(By.ID, "revert-dialog").is_displayed(), "the dialog to close")
+        assert page.switch_to.active_element.get_attribute("id") == "revert"
+        assert state(page) == "Promoted" and service.production_rows() == before
+        no_script_ran(page)
 
 
 def test_firm_with_errors_findings_filter_to_one_rule_show_markup_as_text_and_download(
