@@ -17,12 +17,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from conftest import DEMO_SECRET, DemoSource, Serve, Service
 from efimis_etl.demo import MARKUP
+from efimis_etl.settings import Settings
 from support import copy_to_postgresql, hold_table, until
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -30,6 +31,7 @@ from selenium.common.exceptions import StaleElementReferenceException, WebDriver
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 T = TypeVar("T")
@@ -301,24 +303,17 @@ def test_clean_firm_imports_to_100_percent_and_promotes_through_the_confirmation
     # Promote: the confirmation names the firm and the rows per table; the keyboard confirms it.
     promote = page.find_element(By.ID, "promote")
     assert promote.is_enabled()
-    promote.click()
-    dialog = wait(
-        page, lambda d: [e for e in d.find_elements(By.ID, "promote-dialog") if e.is_displayed()], "it"
-    )[0]
+    dialog = _open(page, "promote", "promote-dialog")
     assert text(page, "#promote-tenant") == "default"
     loaded = {t["table"]: t["rowsLoaded"] for t in service.status(request_id)["tables"]}
-    shown = {
-        row[0]: int(row[1].replace(",", ""))
-        for row in table_rows(page, "#promote-dialog")
-        if row[0] != "All tables"
-    }
-    assert shown == loaded
+    assert {table: figures[0] for table, figures in _shown_preview(page).items()} == loaded
     shoot(page, "promote-confirmation")
     assert page.switch_to.active_element.get_attribute("id") == "promote-cancel"
     page.switch_to.active_element.send_keys(Keys.TAB)
     assert page.switch_to.active_element.get_attribute("id") == "promote-confirm"
     page.switch_to.active_element.send_keys(Keys.ENTER)
-    assert not dialog.is_displayed()
+    # It closes once the service accepts the promotion (a refusal would stay in it).
+    wait(page, lambda d: not dialog.is_displayed(), "the confirmation to close")
     wait_state(page, "Promoted")
     promoted = wait(page, lambda d: table_rows(d, "#promotion-table"), "the promotion's counts")
     production = service.production_rows()
@@ -342,6 +337,199 @@ def test_clean_firm_imports_to_100_percent_and_promotes_through_the_confirmation
     assert {"import-submitted", "promotion-requested"} <= {row[2] for row in events}, events
     shoot(page, "audit")
     no_script_ran(page)
+
+
+def _figures(driver: WebDriver, css: str) -> dict[str, tuple[int, ...]]:
+    """A table's rows as {table: (rows, inserted, updated, unchanged)}, without its total row."""
+    return {
+        row[0]: tuple(int(cell.replace(",", "")) for cell in row[1:5])
+        for row in table_rows(driver, css)
+        if row[0] != "All tables"
+    }
+
+
+def _api_preview(service: Service, request_id: str) -> dict[str, Any]:
+    response = service.client.get(f"/etl/import/{request_id}/promotion-preview")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _preview_figures(preview: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {t["table"]: (t["rows"], t["inserted"], t["updated"], t["unchanged"]) for t in preview["tables"]}
+
+
+def _shown_preview(driver: WebDriver) -> dict[str, tuple[int, ...]]:
+    """The promote confirmation's preview, once it has arrived and Promote may be pressed."""
+    wait(
+        driver,
+        lambda d: d.find_element(By.ID, "promote-confirm").is_enabled() and table_rows(d, "#promote-preview"),
+        "the promotion preview",
+    )
+    return _figures(driver, "#promote-preview")
+
+
+def _open(driver: WebDriver, button: str, dialog: str) -> WebElement:
+    driver.find_element(By.ID, button).click()
+    return wait(
+        driver, lambda d: [e for e in d.find_elements(By.ID, dialog) if e.is_displayed()], f"the {dialog}"
+    )[0]
+
+
+def _second_wave(demo: DemoSource) -> None:
+    """In the source: three rows changed (one of them a reference) and two added."""
+    with sqlite3.connect(demo.path) as source:
+        source.execute("""UPDATE "Matter" SET Description = 'Renamed matter' WHERE ImportId = 'MAT-00001'""")
+        source.execute("""UPDATE "Matter" SET ClientId = 'CL-00003' WHERE ImportId = 'MAT-00002'""")
+        source.execute("""UPDATE "Client" SET Name = 'Jack Li-Smith' WHERE ImportId = 'CL-00001'""")
+        for n in (1, 2):
+            source.execute(
+                """INSERT INTO "Client" (ImportId, ContactId, ClientCode, Name, IsActive)
+                   VALUES (?, 'CON-00001', ?, ?, 1)""",
+                (f"CL-9000{n}", f"C9000{n}", f"New client {n}"),
+            )
+
+
+def test_promote_shows_the_preview_keeps_its_word_and_revert_puts_production_back(
+    page: WebDriver, service: Service, demo: DemoSource, downloads: Path
+) -> None:
+    sign_in(page, service)
+    first = new_import(page, demo.url)
+    wait_state(page, "Validated")
+
+    # The confirmation shows the preview: on an empty production, every row is inserted.
+    _open(page, "promote", "promote-dialog")
+    preview = _shown_preview(page)
+    expected = _api_preview(service, first)
+    assert preview == _preview_figures(expected)
+    assert all(inserted == rows > 0 for rows, inserted, _, _ in preview.values()), preview
+    assert text(page, "#promote-no-updates")
+    shoot(page, "promote-preview")
+    shoot_part(page, "promote-preview-dialog", "#promote-dialog")
+    assert page.switch_to.active_element.get_attribute("id") == "promote-cancel"
+    page.switch_to.active_element.send_keys(Keys.TAB)
+    assert page.switch_to.active_element.get_attribute("id") == "promote-confirm"
+    page.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_state(page, "Promoted")
+    # The promotion keeps the preview's word (that it sends the preview's revision, the refusal below shows).
+    assert wait(page, lambda d: _figures(d, "#promotion-table"), "the promotion's counts") == preview
+
+    # Revert, through its own confirmation, which says what it will do.
+    _open(page, "revert", "revert-dialog")
+    inserted = sum(figures[1] for figures in preview.values())
+    assert text(page, "#revert-removed") == (
+        f"The {inserted:,} rows this promotion inserted will be deleted from production."
+    )
+    assert (
+        text(page, "#revert-restored") == "The 0 rows it updated will get back the values they had before it."
+    )
+    assert text(page, "#revert-tenant") == "default"
+    shoot(page, "revert-confirmation")
+    shoot_part(page, "revert-confirmation-dialog", "#revert-dialog")
+    assert page.switch_to.active_element.get_attribute("id") == "revert-cancel"
+    page.switch_to.active_element.send_keys(Keys.TAB, Keys.ENTER)
+    wait_state(page, "Reverted")
+    assert "state-reverted" in str(
+        page.find_element(By.CSS_SELECTOR, "#import-state .badge").get_attribute("class")
+    )
+    assert all(not rows for rows in service.production_rows().values())
+    assert "Reverted by demo" in text(page, "#promotion-reverted")
+    assert page.find_elements(By.ID, "revert") == []
+    assert page.find_element(By.ID, "promote").text == "Promote again…"
+    assert page.find_element(By.ID, "promote").is_enabled()
+    shoot(page, "import-reverted")
+
+    # A second wave, previewed; production moves (the first import promoted again) before it is confirmed.
+    _second_wave(demo)
+    second = new_import(page, demo.url)
+    wait_state(page, "Validated")
+    _open(page, "promote", "promote-dialog")
+    stale = _shown_preview(page)
+    assert service.wait_promoted(first)["state"] == "Promoted"
+    page.find_element(By.ID, "promote-confirm").click()
+    refusal = wait(page, lambda d: text(d, "#promote-moved-message"), "the promotion's refusal")
+    assert refusal.startswith("Production has moved since revision") and first in refusal, refusal
+    assert page.find_element(By.ID, "promote-moved").get_attribute("role") == "alert"
+    assert service.status(second)["state"] == "Validated"
+    shoot(page, "promote-refused")
+    shoot_part(page, "promote-refused-dialog", "#promote-dialog")
+    page.find_element(By.ID, "promote-refresh").click()
+    wait(page, lambda d: not d.find_element(By.ID, "promote-moved").is_displayed(), "the refusal to go")
+    wait(page, lambda d: _shown_preview(d) != stale, "the preview against today's production")
+    preview = _shown_preview(page)
+    assert preview == _preview_figures(_api_preview(service, second))
+    touched = {
+        (t, kind): n
+        for t, f in preview.items()
+        for kind, n in zip(("inserted", "updated"), f[1:3], strict=True)
+        if n
+    }
+    assert touched == {("Client", "inserted"): 2, ("Client", "updated"): 1, ("Matter", "updated"): 2}
+    changed = page.find_element(By.CSS_SELECTOR, "#promote-changes [data-import-id='CL-00001']").text
+    assert "Name: Jack Li → Jack Li-Smith" in changed, changed
+    shoot(page, "promote-preview-changes")
+    shoot_part(page, "promote-preview-changes-dialog", "#promote-dialog")
+    for label, (width, height) in WIDTHS.items():  # the dialog scrolled down to the changed rows
+        page.set_window_size(width, height)
+        page.execute_script("document.getElementById('promote-changes').scrollIntoView()")
+        time.sleep(0.2)
+        dialog = page.find_element(By.ID, "promote-dialog")
+        dialog.screenshot(str(artifacts() / f"console-promote-preview-changed-rows-{label}.png"))
+    page.set_window_size(*WIDTHS["wide"])
+    page.find_element(By.ID, "promote-changes-csv").click()
+    changes = list(
+        csv.DictReader(io.StringIO(downloaded(downloads, f"promotion-preview-{second}.csv").read_text()))
+    )
+    assert {(c["table"], c["importId"], c["column"]) for c in changes} == {
+        ("Matter", "MAT-00001", "Description"),
+        ("Matter", "MAT-00002", "ClientId"),
+        ("Client", "CL-00001", "Name"),
+    }
+    page.find_element(By.ID, "promote-confirm").click()
+    wait_state(page, "Promoted")
+    assert wait(page, lambda d: _figures(d, "#promotion-table"), "the promotion's counts") == preview
+
+    # The first import can no longer be reverted: the console says why, as the service does.
+    page.get(f"{service.url}/#/imports/{first}")
+    wait_state(page, "Promoted")
+    _open(page, "revert", "revert-dialog")
+    page.find_element(By.ID, "revert-confirm").click()
+    shown = wait(page, lambda d: text(d, "#revert-refused-message"), "the revert's refusal")
+    answer = service.client.post(f"/etl/import/{first}/revert")
+    assert answer.status_code == 409 and answer.json()["error"]["message"] == shown
+    assert second in shown
+    assert service.status(first)["state"] == "Promoted"
+    shoot(page, "revert-refused")
+    shoot_part(page, "revert-refused-dialog", "#revert-dialog")
+    page.switch_to.active_element.send_keys(Keys.ENTER)  # the focused Cancel
+    assert not page.find_element(By.ID, "revert-dialog").is_displayed()
+    no_script_ran(page)
+
+
+def test_a_revert_past_the_before_images_retention_shows_the_410_as_given(
+    page: WebDriver, serve: Serve, settings: Settings, demo: DemoSource
+) -> None:
+    with serve(settings=settings.model_copy(update={"revert_days": 1e-9})) as service:
+        request_id = service.import_(demo.url)
+        assert service.wait(request_id)["state"] == "Validated"
+        assert service.wait_promoted(request_id)["state"] == "Promoted"
+        before = service.production_rows()
+        sign_in(page, service)
+        page.get(f"{service.url}/#/imports/{request_id}")
+        wait_state(page, "Promoted")
+        _open(page, "revert", "revert-dialog")
+        page.find_element(By.ID, "revert-confirm").click()
+        shown = wait(page, lambda d: text(d, "#revert-refused-message"), "the revert's refusal")
+        answer = service.client.post(f"/etl/import/{request_id}/revert")
+        assert answer.status_code == 410 and answer.json()["error"]["message"] == shown
+        assert "EFIMIS_REVERT_DAYS" in shown
+        assert page.switch_to.active_element.get_attribute("id") == "revert-cancel"
+        assert not page.find_element(By.ID, "revert-confirm").is_enabled()
+        shoot_part(page, "revert-expired-dialog", "#revert-dialog")
+        page.switch_to.active_element.send_keys(Keys.ENTER)
+        wait(page, lambda d: not d.find_element(By.ID, "revert-dialog").is_displayed(), "the dialog to close")
+        assert page.switch_to.active_element.get_attribute("id") == "revert"
+        assert state(page) == "Promoted" and service.production_rows() == before
+        no_script_ran(page)
 
 
 def test_firm_with_errors_findings_filter_to_one_rule_show_markup_as_text_and_download(

@@ -8,11 +8,11 @@
 const TOKEN_KEY = "efimis.console.token";
 const STATES = [
   "Queued", "Importing", "Validating", "Validated", "ValidationFailed", "Failed",
-  "Promoting", "Promoted", "PromotionFailed", "Cancelled",
+  "Promoting", "Promoted", "PromotionFailed", "Cancelled", "Reverted",
 ];
 // The same sets as jobs/state.py: which states still move, may be promoted, may be cancelled.
 const RUNNING = new Set(["Queued", "Importing", "Validating", "Promoting"]);
-const PROMOTABLE = new Set(["Validated", "Promoted", "PromotionFailed"]);
+const PROMOTABLE = new Set(["Validated", "Promoted", "PromotionFailed", "Reverted"]);
 const CANCELLABLE = new Set(["Queued", "Importing", "Validating"]);
 const LIST_REFRESH_MS = 2000;
 const STATUS_REFRESH_MS = 1000;
@@ -71,7 +71,7 @@ function uniqueId(prefix) {
 
 const NUMERIC_HEADINGS = new Set([
   "Rows", "Inserted", "Updated", "Unchanged", "Count", "Errors", "Warnings", "Source rows", "Read rows",
-  "Loaded rows", "Rows loaded / expected",
+  "Loaded rows", "Rows loaded / expected", "Will insert", "Will update", "Removed", "Put back",
 ]);
 
 /** A table's header row; headings of figures align right, over their figures. */
@@ -672,10 +672,15 @@ function renderActions(target, status, refresh) {
   const promote = h(
     "button",
     { type: "button", id: "promote", disabled: !promotable, "aria-describedby": "promote-why" },
-    status.state === "Promoted" ? "Promote again" : "Promote to production…",
+    status.state === "Promoted" || status.state === "Reverted" ? "Promote again…" : "Promote to production…",
   );
   promote.addEventListener("click", () => confirmPromotion(status, refresh));
   buttons.push(promote);
+  if (status.state === "Promoted") {
+    const revertButton = h("button", { type: "button", class: "danger", id: "revert" }, "Revert this promotion…");
+    revertButton.addEventListener("click", () => confirmRevert(status, refresh));
+    buttons.push(revertButton);
+  }
   const why = promotable
     ? "Promotion applies every table in one transaction."
     : status.state === "ValidationFailed"
@@ -687,42 +692,283 @@ function renderActions(target, status, refresh) {
   replace(target, buttons);
 }
 
-function confirmPromotion(status, refresh) {
-  const dialog = document.getElementById("promote-dialog");
+/** The firm and the import a confirmation is about, in its dialog's two opening lines. */
+function nameTheImport(prefix, status) {
   const { tenant, client } = firm();
   replace(
-    document.getElementById("promote-firm"),
+    document.getElementById(`${prefix}-firm`),
     "Firm: ",
-    h("strong", { id: "promote-tenant" }, tenant ?? "(the tenant of your token)"),
+    h("strong", { id: `${prefix}-tenant` }, tenant ?? "(the tenant of your token)"),
     client ? ` — signed in as client ${client}` : "",
   );
-  replace(document.getElementById("promote-source"), `From: ${status.source} (import ${status.requestId})`);
-  const total = status.tables.reduce((sum, table) => sum + table.rowsLoaded, 0);
+  replace(document.getElementById(`${prefix}-source`), `From: ${status.source} (import ${status.requestId})`);
+}
+
+function plural(count, one, many = `${one}s`) {
+  return `${number(count)} ${count === 1 ? one : many}`;
+}
+
+/** One changed column as text: `Column: before → after` (an empty value reads "(empty)"). */
+function columnChange(change) {
+  const shown = (value) => (value === null || value === undefined || value === "" ? "(empty)" : value);
+  return h(
+    "li",
+    { class: "change" },
+    h("span", { class: "change-column" }, change.column),
+    ": ",
+    h("span", { class: "mono before" }, shown(change.before)),
+    " → ",
+    h("span", { class: "mono after" }, shown(change.after)),
+  );
+}
+
+/** A table's name that may break between its words (ReceiptAllocation → Receipt·Allocation) on a phone. */
+function breakable(name) {
+  return String(name)
+    .split(/(?=[A-Z][a-z])/)
+    .flatMap((part, i) => (i ? [h("wbr"), part] : [part]));
+}
+
+function renderPreview(preview, requestId, setStatus) {
+  const tables = preview.tables;
+  const total = (key) => tables.reduce((sum, table) => sum + table[key], 0);
   replace(
     document.getElementById("promote-rows"),
-    status.tables.map((table) => h("tr", {}, h("td", {}, table.table), h("td", { class: "num" }, number(table.rowsLoaded)))),
-    h("tr", { class: "total" }, h("th", { scope: "row" }, "All tables"), h("td", { class: "num" }, number(total))),
+    tables.map((t) =>
+      h(
+        "tr",
+        { "data-table": t.table },
+        h("th", { scope: "row" }, breakable(t.table)),
+        h("td", { class: "num", "data-label": "Rows" }, number(t.rows)),
+        h("td", { class: "num", "data-label": "Will insert" }, number(t.inserted)),
+        h("td", { class: "num", "data-label": "Will update" }, number(t.updated)),
+        h("td", { class: "num", "data-label": "Unchanged" }, number(t.unchanged)),
+      ),
+    ),
+    h(
+      "tr",
+      { class: "total" },
+      h("th", { scope: "row" }, "All tables"),
+      [["rows", "Rows"], ["inserted", "Will insert"], ["updated", "Will update"], ["unchanged", "Unchanged"]].map(([key, label]) =>
+        h("td", { class: "num", "data-label": label }, number(total(key))),
+      ),
+    ),
   );
-  dialog.returnValue = "";
-  dialog.addEventListener(
-    "close",
-    async () => {
-      if (dialog.returnValue !== "promote") {
-        document.getElementById("promote")?.focus();
+  const changes = document.getElementById("promote-changes");
+  if (!total("updated")) {
+    replace(changes, h("p", { class: "hint", id: "promote-no-updates" }, "No row already in production changes: every row is new or stays as it is."));
+    return;
+  }
+  const csv = h("button", { type: "button", class: "secondary", id: "promote-changes-csv" }, "Download every change (CSV)");
+  csv.addEventListener("click", async () => {
+    csv.disabled = true;
+    try {
+      await download(`/etl/import/${encodeURIComponent(requestId)}/promotion-preview/changes.csv`, `promotion-preview-${requestId}.csv`);
+    } catch (error) {
+      setStatus(h("span", { class: "error-text" }, `Download failed: ${error.message}`));
+    } finally {
+      csv.disabled = false;
+    }
+  });
+  replace(
+    changes,
+    h("h3", {}, "Rows already in production that will change"),
+    tables
+      .filter((t) => t.updated)
+      .map((t) =>
+        h(
+          "div",
+          { class: "table-changes", "data-table": t.table },
+          h("h4", {}, `${t.table}: ${plural(t.updated, "row")} updated`, t.sample.length < t.updated ? ` (the first ${number(t.sample.length)} shown)` : ""),
+          h(
+            "ul",
+            { class: "changed-rows" },
+            t.sample.map((row) =>
+              h("li", { "data-import-id": row.importId }, h("span", { class: "mono" }, row.importId), h("ul", { class: "changed-columns" }, row.changes.map(columnChange))),
+            ),
+          ),
+        ),
+      ),
+    h("div", { class: "actions start" }, csv, h("span", { class: "hint" }, "Every changed column of every row: table, importId, column, before, after.")),
+  );
+}
+
+function confirmPromotion(status, refresh) {
+  const requestId = status.requestId;
+  const dialog = document.getElementById("promote-dialog");
+  const form = document.getElementById("promote-form");
+  const confirm = document.getElementById("promote-confirm");
+  const problem = document.getElementById("promote-moved");
+  const statusLine = document.getElementById("promote-status");
+  const setStatus = (...children) => replace(statusLine, ...children);
+  // The listeners of one opening of the dialog, all removed when it closes.
+  const opening = new AbortController();
+  let preview = null;
+  let asked = 0;
+
+  function showProblem(title, message) {
+    replace(document.getElementById("promote-problem-title"), title);
+    replace(document.getElementById("promote-moved-message"), message);
+    problem.hidden = false;
+    document.getElementById("promote-refresh").focus();
+  }
+
+  async function loadPreview() {
+    asked += 1;
+    const mine = asked;
+    preview = null;
+    confirm.disabled = true;
+    setStatus("Working out what this promotion would change in production…");
+    document.getElementById("promote-rows").replaceChildren();
+    document.getElementById("promote-changes").replaceChildren();
+    try {
+      const answer = await api(`/etl/import/${encodeURIComponent(requestId)}/promotion-preview`);
+      if (mine !== asked || !dialog.open) return;
+      preview = answer;
+      renderPreview(answer, requestId, setStatus);
+      setStatus(`Computed against production revision ${answer.productionRevision}, just now.`);
+      confirm.disabled = false;
+    } catch (error) {
+      if (mine !== asked || !dialog.open) return;
+      if (error.status === 401) {
+        dialog.close();
         return;
       }
-      try {
-        await api("/etl/promote-to-production", { method: "POST", json: { requestId: status.requestId } });
-        showNotice("Promotion started.", "info");
-        await refresh();
-      } catch (error) {
-        showNotice(`The promotion was not started: ${error.message}`);
-      }
+      setStatus("");
+      showProblem("The preview could not be computed", error.message);
+    }
+  }
+
+  nameTheImport("promote", status);
+  problem.hidden = true;
+  document.getElementById("promote-refresh").addEventListener(
+    "click",
+    () => {
+      problem.hidden = true;
+      loadPreview();
+      document.getElementById("promote-cancel").focus();
     },
-    { once: true },
+    { signal: opening.signal },
   );
+  form.addEventListener(
+    "submit",
+    async (event) => {
+      if (event.submitter !== confirm) return; // Cancel closes the dialog as a dialog form does
+      event.preventDefault();
+      if (!preview) return;
+      confirm.disabled = true;
+      problem.hidden = true;
+      try {
+        // With the preview's revision: if production moved since, nothing is written and 409 says who moved it.
+        await api("/etl/promote-to-production", {
+          method: "POST",
+          json: { requestId, productionRevision: preview.productionRevision },
+        });
+      } catch (error) {
+        if (error.status === 401) {
+          dialog.close();
+          return;
+        }
+        showProblem("Nothing was promoted", error.message);
+        return;
+      }
+      dialog.close("promoted");
+      showNotice("Promotion started.", "info");
+      await refresh();
+    },
+    { signal: opening.signal },
+  );
+  dialog.addEventListener(
+    "close",
+    () => {
+      opening.abort();
+      asked += 1; // an answer still on its way is for a dialog no longer open
+      if (dialog.returnValue !== "promoted") document.getElementById("promote")?.focus();
+    },
+    { signal: opening.signal },
+  );
+  dialog.returnValue = "";
   dialog.showModal();
   document.getElementById("promote-cancel").focus();
+  loadPreview();
+}
+
+function confirmRevert(status, refresh) {
+  const requestId = status.requestId;
+  const dialog = document.getElementById("revert-dialog");
+  const form = document.getElementById("revert-form");
+  const confirm = document.getElementById("revert-confirm");
+  const refused = document.getElementById("revert-refused");
+  const opening = new AbortController();
+  const tables = status.promotion?.tables ?? [];
+  const total = (key) => tables.reduce((sum, table) => sum + table[key], 0);
+  const touched = tables.filter((t) => t.inserted || t.updated);
+
+  nameTheImport("revert", status);
+  replace(
+    document.getElementById("revert-what"),
+    h("li", { id: "revert-removed" }, `The ${plural(total("inserted"), "row")} this promotion inserted will be deleted from production.`),
+    h("li", { id: "revert-restored" }, `The ${plural(total("updated"), "row")} it updated will get back the values they had before it.`),
+    h("li", {}, "Rows it left unchanged, and everything else in production, stay as they are."),
+  );
+  replace(
+    document.getElementById("revert-tables"),
+    touched.length
+      ? h(
+          "table",
+          { class: "data", id: "revert-table" },
+          h("caption", {}, "Per table"),
+          headings(["Table", "Removed", "Put back"]),
+          h(
+            "tbody",
+            {},
+            touched.map((t) =>
+              h("tr", { "data-table": t.table }, h("th", { scope: "row" }, t.table), h("td", { class: "num" }, number(t.inserted)), h("td", { class: "num" }, number(t.updated))),
+            ),
+          ),
+        )
+      : null,
+  );
+  refused.hidden = true;
+  confirm.disabled = false;
+  form.addEventListener(
+    "submit",
+    async (event) => {
+      if (event.submitter !== confirm) return;
+      event.preventDefault();
+      confirm.disabled = true;
+      try {
+        await api(`/etl/import/${encodeURIComponent(requestId)}/revert`, { method: "POST" });
+      } catch (error) {
+        if (error.status === 401) {
+          dialog.close();
+          return;
+        }
+        // 409 (later promotions to revert first) and 410 (EFIMIS_REVERT_DAYS passed) say what to do: as given.
+        replace(document.getElementById("revert-refused-message"), error.message);
+        refused.hidden = false;
+        // The message is at the top of the dialog: it stays in view while Cancel takes the focus.
+        dialog.scrollTop = 0;
+        document.getElementById("revert-cancel").focus({ preventScroll: true });
+        return;
+      }
+      dialog.close("reverted");
+      showNotice("The promotion was reverted: production is as it was before it.", "info");
+      await refresh();
+    },
+    { signal: opening.signal },
+  );
+  dialog.addEventListener(
+    "close",
+    () => {
+      opening.abort();
+      if (dialog.returnValue !== "reverted") document.getElementById("revert")?.focus();
+    },
+    { signal: opening.signal },
+  );
+  dialog.returnValue = "";
+  dialog.showModal();
+  document.getElementById("revert-cancel").focus();
 }
 
 function renderProgress(target, status) {
@@ -937,10 +1183,19 @@ function renderPromotion(target, status) {
   const requestId = status.requestId;
   replace(
     target,
-    h("h2", {}, "Promotion"),
+    h("h2", {}, status.state === "Reverted" ? "Promotion (reverted)" : "Promotion"),
+    status.state === "Reverted"
+      ? h(
+          "p",
+          { class: "reverted-note", id: "promotion-reverted" },
+          `Reverted${status.promotion.revertedBy ? ` by ${status.promotion.revertedBy}` : ""} at ${when(status.promotion.revertedAt)}: `,
+          "the rows this promotion inserted were removed from production and the rows it updated have their earlier values again.",
+        )
+      : null,
     h(
       "p",
-      { class: "ok-text", id: "promotion-headline" },
+      { class: status.state === "Reverted" ? "muted-text" : "ok-text", id: "promotion-headline" },
+      status.state === "Reverted" ? "It had: " : "",
       `${number(total("inserted"))} inserted, ${number(total("updated"))} updated, ${number(total("unchanged"))} unchanged.`,
     ),
     h(
