@@ -1,8 +1,9 @@
 """The web console at `/`, driven in a real browser as a person uses it.
 
-Debian's chromium and chromium-driver (installed by scripts/setup), headless, through Selenium, against
-the real service over HTTP on loopback. The browser reaches nothing else: every other host goes to a dead
-proxy and resolves to nothing, so a page that loads a script or style sheet from the internet shows it.
+Debian's chromium and chromium-driver (installed by scripts/test, through scripts/setup --for-tests),
+headless, through Selenium, against the real service over HTTP on loopback. The browser reaches nothing
+else: every other host goes to a dead proxy and resolves to nothing, so a page that loads a script or
+style sheet from the internet shows it.
 Screenshots of each page at 1280 and 390 px are written to $EFIMIS_ARTIFACTS (default test-artifacts/).
 """
 
@@ -57,7 +58,10 @@ def _chromium() -> tuple[str, str]:
     driver = shutil.which("chromedriver")
     if browser and driver:
         return browser, driver
-    message = "Debian's chromium and chromium-driver are needed for the console's tests: run scripts/setup"
+    message = (
+        "Debian's chromium and chromium-driver are needed for the console's tests: "
+        "run scripts/setup --for-tests (scripts/test does)"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
