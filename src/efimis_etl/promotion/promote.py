@@ -22,7 +22,7 @@ temporary table, and an object not yet in production shows as `prefix_new:<Impor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -175,19 +175,29 @@ def check_revision(conn: Connection, expected: int) -> None:
         raise ProductionMoved(expected, current, list(movers))
 
 
-def _build_id_map(conn: Connection, entity: Entity) -> int:
-    """The platform ids of the entity's objects new to production, as a temporary table (the others'
-    are in production already); how many."""
-    ids, source, promoted = ID_MAP[entity.name], staged(entity), PRODUCTION.tables[entity.name]
-    ids.create(conn)
-    retired = RETIRED_ID.alias("retired")
-    rows = (
-        select(source.c.ImportId, func.coalesce(retired.c.PlatformId, new_platform_id()))
+def _new_objects(entity: Entity, new_id: Callable[[ColumnElement[str]], ColumnElement[str]]) -> Select[Any]:
+    """The entity's objects new to production: (ImportId, PlatformId), the platform id a revert retired,
+    else `new_id(ImportId)`. The one query behind the id map, its inline form and the preview's."""
+    source, promoted = staged(entity), PRODUCTION.tables[entity.name]
+    retired = RETIRED_ID.alias(f"retired_{entity.name}")
+    return (
+        select(
+            source.c.ImportId.label("ImportId"),
+            func.coalesce(retired.c.PlatformId, new_id(source.c.ImportId)).label("PlatformId"),
+        )
         .select_from(source)
         .outerjoin(promoted, promoted.c.ImportId == source.c.ImportId)
         .outerjoin(retired, (retired.c.TableName == entity.name) & (retired.c.ImportId == source.c.ImportId))
         .where(promoted.c.ImportId.is_(None))
     )
+
+
+def _build_id_map(conn: Connection, entity: Entity) -> int:
+    """The platform ids of the entity's objects new to production, as a temporary table (the others'
+    are in production already); how many."""
+    ids = ID_MAP[entity.name]
+    ids.create(conn)
+    rows = _new_objects(entity, lambda _: new_platform_id())
     inserted = conn.execute(
         insert(ids).from_select(["ImportId", "PlatformId"], rows), execution_options=_COUNTED
     )
@@ -201,38 +211,14 @@ REFERENCED = frozenset(c.target for e in ENTITIES for c in e.columns if c.kind i
 
 
 def _new_ids(entity: Entity) -> FromClause:
-    """`_build_id_map`'s rows as a query, for an entity nothing refers to: each new id generated once,
-    as its row is inserted."""
-    source, promoted = staged(entity), PRODUCTION.tables[entity.name]
-    retired = RETIRED_ID.alias(f"retired_{entity.name}")
-    return (
-        select(
-            source.c.ImportId.label("ImportId"),
-            func.coalesce(retired.c.PlatformId, new_platform_id()).label("PlatformId"),
-        )
-        .select_from(source)
-        .outerjoin(promoted, promoted.c.ImportId == source.c.ImportId)
-        .outerjoin(retired, (retired.c.TableName == entity.name) & (retired.c.ImportId == source.c.ImportId))
-        .where(promoted.c.ImportId.is_(None))
-        .subquery(f"new_ids_{entity.name}")
-    )
+    """The id map as a query, for an entity nothing refers to: each new id generated once, as its row is
+    inserted."""
+    return _new_objects(entity, lambda _: new_platform_id()).subquery(f"new_ids_{entity.name}")
 
 
 def preview_id_map(entity: Entity) -> FromClause:
     """The id map a promotion would build, as a query: new objects as `new:<ImportId>`."""
-    source, promoted = staged(entity), PRODUCTION.tables[entity.name]
-    retired = RETIRED_ID.alias(f"retired_{entity.name}")
-    return (
-        select(
-            source.c.ImportId.label("ImportId"),
-            func.coalesce(retired.c.PlatformId, literal(NEW) + source.c.ImportId).label("PlatformId"),
-        )
-        .select_from(source)
-        .outerjoin(promoted, promoted.c.ImportId == source.c.ImportId)
-        .outerjoin(retired, (retired.c.TableName == entity.name) & (retired.c.ImportId == source.c.ImportId))
-        .where(promoted.c.ImportId.is_(None))
-        .subquery(f"ids_{entity.name}")
-    )
+    return _new_objects(entity, lambda import_id: literal(NEW) + import_id).subquery(f"ids_{entity.name}")
 
 
 def resolved_rows(
