@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from efimis_etl.errors import Rejected
 from efimis_etl.schema.model import Column, Entity, Kind
 from efimis_etl.schema.tables import MONEY_SCALE
+from efimis_etl.source.connect import value_at
 from efimis_etl.source.values import INT_MAX, INT_MIN, MAX_ABS, converter
 
 MONEY = pa.decimal128(19, MONEY_SCALE)
@@ -47,7 +48,7 @@ _CONVERSION_ERRORS = (
     TypeError,
 )
 
-Encoder = Callable[[Any], Any] | None
+Check = Callable[[Any], Any] | None
 
 
 @cache
@@ -70,28 +71,28 @@ class Converted:
 def convert_batch(
     entity: Entity,
     columns: Sequence[Sequence[Any] | pa.Array | pa.ChunkedArray],
-    encoders: Sequence[Encoder],
+    checks: Sequence[Check],
     store_limit: Decimal | None,
 ) -> Converted:
     """Convert one batch given as columns (Python sequences, or Arrow arrays from a driver that makes them).
 
-    `encoders` are the staging store's per-value checks (a store may refuse a value it cannot hold
+    `checks` are the staging store's per-value checks (a store may refuse a value it cannot hold
     exactly); `store_limit` is the largest money magnitude the store holds, so the columnar path can send
     a column beyond it to those checks."""
     raw_ids = columns[0]
     arrays: list[pa.Array] = []
     located: list[tuple[int, int, tuple[Any, ...]]] = []
     rejected: dict[str, int] = {}
-    for position, (column, values, encode) in enumerate(
-        zip(entity.all_columns, columns, encoders, strict=True)
+    for position, (column, values, check) in enumerate(
+        zip(entity.all_columns, columns, checks, strict=True)
     ):
         array = _columnar(column, values, store_limit)
         if array is None:
-            array, problems = _by_value(column, values, encode)
+            array, problems = _by_value(column, values, check)
             if problems:
                 rejected[column.name] = len(problems)
                 for row, rule, value, detail in problems:
-                    import_id = _at(raw_ids, row)
+                    import_id = value_at(raw_ids, row)
                     finding = (
                         rule,
                         "error",
@@ -106,11 +107,6 @@ def convert_batch(
     located.sort(key=lambda item: (item[0], item[1]))
     batch = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(entity))
     return Converted(batch, [finding for _, _, finding in located], rejected)
-
-
-def _at(values: Sequence[Any] | pa.Array | pa.ChunkedArray, row: int) -> Any:
-    value = values[row]
-    return value.as_py() if isinstance(value, pa.Scalar) else value
 
 
 def _arrow(values: Sequence[Any] | pa.Array | pa.ChunkedArray) -> pa.Array | None:
@@ -197,7 +193,7 @@ def _date(array: pa.Array) -> pa.Array | None:
 
 
 def _by_value(
-    column: Column, values: Sequence[Any] | pa.Array | pa.ChunkedArray, encode: Encoder
+    column: Column, values: Sequence[Any] | pa.Array | pa.ChunkedArray, check: Check
 ) -> tuple[pa.Array, list[tuple[int, str, Any, str]]]:
     """The column value by value through `values` (and the store's check): the exact values, and the
     rejected ones as (row, rule, value, detail)."""
@@ -212,8 +208,8 @@ def _by_value(
             continue
         try:
             converted = convert(value)
-            if encode is not None:
-                encode(converted)  # the store may refuse it too
+            if check is not None:
+                check(converted)  # the store may refuse it too
         except Rejected as rejected:
             out.append(None)
             problems.append((row, rejected.rule, value, rejected.detail))

@@ -27,6 +27,12 @@ from efimis_etl.schema.tables import sql_server_dialect
 from efimis_etl.source.connstr import Source, SqlAlchemySource, SqlServerSource, redact
 
 
+def value_at(column: Sequence[Any] | pa.Array | pa.ChunkedArray, row: int) -> Any:
+    """One value of a column, as Python, whether the column came as Python values or as Arrow."""
+    value = column[row]
+    return value.as_py() if isinstance(value, pa.Scalar) else value
+
+
 @dataclass
 class Fetched:
     """One query's rows as columns: Python sequences or Arrow arrays, the key (ImportId) first."""
@@ -48,8 +54,7 @@ class Fetched:
         return [c.slice(skipped) if isinstance(c, pa.ChunkedArray) else c[skipped:] for c in self.columns]
 
     def key(self, row: int) -> Any:
-        value = self.columns[0][row]
-        return value.as_py() if isinstance(value, pa.Scalar) else value
+        return value_at(self.columns[0], row)
 
     def count_key(self, value: Any, *, start: int) -> int:
         """How many rows from `start` on have this key."""

@@ -80,24 +80,22 @@ class Tally:
                 self.sums[name] += total
         for index, name in self.dates:
             bounds = pc.min_max(data.column(index))
-            low, high = bounds["min"].as_py(), bounds["max"].as_py()
-            if low is not None:
-                if name not in self.first or low < self.first[name]:
-                    self.first[name] = low
-                if name not in self.last or high > self.last[name]:
-                    self.last[name] = high
+            self._widen(name, bounds["min"].as_py(), bounds["max"].as_py())
+
+    def _widen(self, name: str, low: dt.date | None, high: dt.date | None) -> None:
+        """Stretch a date column's range to take in [low, high] (None: nothing seen)."""
+        if low is not None and (name not in self.first or low < self.first[name]):
+            self.first[name] = low
+        if high is not None and (name not in self.last or high > self.last[name]):
+            self.last[name] = high
 
     def merge(self, other: Tally) -> None:
         self.rows += other.rows
         self.digest = (self.digest + other.digest) % DIGEST_MODULUS
         for name, value in other.sums.items():
             self.sums[name] += value
-        for name, value in other.first.items():
-            if name not in self.first or value < self.first[name]:
-                self.first[name] = value
-        for name, value in other.last.items():
-            if name not in self.last or value > self.last[name]:
-                self.last[name] = value
+        for name in other.first.keys() | other.last.keys():
+            self._widen(name, other.first.get(name), other.last.get(name))
         self.rejected.update(other.rejected)
 
     def figures(self) -> Figures:
