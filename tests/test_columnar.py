@@ -67,12 +67,12 @@ def _column(draw: st.DrawFn) -> list[Any]:
     return values
 
 
-def _expected(columns: list[list[Any]], encoders: list[Any]) -> tuple[list[pa.Array], list[tuple[Any, ...]]]:
+def _expected(columns: list[list[Any]], checks: list[Any]) -> tuple[list[pa.Array], list[tuple[Any, ...]]]:
     arrays, located = [], []
-    for position, (column, values, encode) in enumerate(
-        zip(WORK_ITEM.all_columns, columns, encoders, strict=True)
+    for position, (column, values, check) in enumerate(
+        zip(WORK_ITEM.all_columns, columns, checks, strict=True)
     ):
-        array, problems = _by_value(column, values, encode)
+        array, problems = _by_value(column, values, check)
         arrays.append(array)
         for row, rule, value, detail in problems:
             import_id = None if columns[0][row] is None else str(columns[0][row])
@@ -88,12 +88,12 @@ def test_a_batch_converted_by_column_equals_it_converted_value_by_value(
     store: str, data: st.DataObject
 ) -> None:
     columns = [data.draw(_column()) for _ in WORK_ITEM.all_columns]
-    encoders: list[Any] = (
-        SqliteStaging.encoders(WORK_ITEM) if store == "sqlite" else [None] * len(WORK_ITEM.all_columns)
+    checks: list[Any] = (
+        SqliteStaging.checks(WORK_ITEM) if store == "sqlite" else [None] * len(WORK_ITEM.all_columns)
     )
     limit = SQLITE_MONEY_LIMIT if store == "sqlite" else None
-    converted = convert_batch(WORK_ITEM, columns, encoders, limit)
-    arrays, findings = _expected(columns, encoders)
+    converted = convert_batch(WORK_ITEM, columns, checks, limit)
+    arrays, findings = _expected(columns, checks)
     for column, got, want in zip(WORK_ITEM.all_columns, converted.data.columns, arrays, strict=True):
         assert got.equals(want), (column.name, got, want)
     assert converted.findings == findings
@@ -135,8 +135,8 @@ _KIND_GROUP = {
 
 @pytest.mark.parametrize("store", ["postgresql", "sqlite"])
 def test_arrow_columns_from_the_driver_convert_as_their_values_would(store: str) -> None:
-    encoders: list[Any] = (
-        SqliteStaging.encoders(WORK_ITEM) if store == "sqlite" else [None] * len(WORK_ITEM.all_columns)
+    checks: list[Any] = (
+        SqliteStaging.checks(WORK_ITEM) if store == "sqlite" else [None] * len(WORK_ITEM.all_columns)
     )
     limit = SQLITE_MONEY_LIMIT if store == "sqlite" else None
     groups = {c.name: _KIND_GROUP[c.kind.name] for c in WORK_ITEM.all_columns}
@@ -145,8 +145,8 @@ def test_arrow_columns_from_the_driver_convert_as_their_values_would(store: str)
         for column in WORK_ITEM.all_columns[1:]:
             choices = _ARROW_COLUMNS[groups[column.name]]
             columns.append(choices[variant % len(choices)])
-        converted = convert_batch(WORK_ITEM, columns, encoders, limit)
-        arrays, findings = _expected([c.to_pylist() for c in columns], encoders)
+        converted = convert_batch(WORK_ITEM, columns, checks, limit)
+        arrays, findings = _expected([c.to_pylist() for c in columns], checks)
         for column, got, want in zip(WORK_ITEM.all_columns, converted.data.columns, arrays, strict=True):
             assert got.type == ARROW_TYPES[column.kind]
             assert got.equals(want), (variant, column.name, got, want)
@@ -158,12 +158,12 @@ def test_the_embedded_store_refuses_money_beyond_what_it_holds_exactly_as_a_find
     columns: list[Any] = [["WI-1", "WI-2"]] + [[None, None] for _ in WORK_ITEM.all_columns[1:]]
     amount = [c.name for c in WORK_ITEM.all_columns].index("Amount")
     columns[amount] = [beyond, 5]
-    converted = convert_batch(WORK_ITEM, columns, SqliteStaging.encoders(WORK_ITEM), SQLITE_MONEY_LIMIT)
+    converted = convert_batch(WORK_ITEM, columns, SqliteStaging.checks(WORK_ITEM), SQLITE_MONEY_LIMIT)
     assert converted.data.column(amount).to_pylist() == [None, Decimal("5.0000")]
     [finding] = converted.findings
     assert finding[:6] == ("precision", "error", "WorkItem", "WI-1", "Amount", str(beyond))
     with pytest.raises(Rejected):
-        SqliteStaging.encoders(WORK_ITEM)[amount](Decimal(beyond))
+        SqliteStaging.checks(WORK_ITEM)[amount](Decimal(beyond))
     on_postgresql = convert_batch(WORK_ITEM, columns, [None] * len(WORK_ITEM.all_columns), None)
     assert on_postgresql.data.column(amount).to_pylist() == [Decimal(beyond), Decimal(5)]
     assert on_postgresql.findings == []

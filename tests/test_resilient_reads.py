@@ -83,8 +83,8 @@ class _LosingStore:
         self.store, self.table, self.lost = store, table, False
         self.store_limit = store.store_limit
 
-    def encoders(self, entity: Entity) -> list[Any]:
-        return self.store.encoders(entity)
+    def checks(self, entity: Entity) -> list[Any]:
+        return self.store.checks(entity)
 
     def load(self, entity: Entity, data: Any, findings: Any) -> None:
         if entity.name == self.table and data is not None and data.num_rows and not self.lost:

@@ -125,7 +125,7 @@ def test_staged_import_ids_digest_as_they_were_read_whatever_their_characters(se
     loader = stores.create_staging(uuid.uuid4().hex)
     try:
         columns: list[list[object]] = [ids] + [[None] * len(ids) for _ in staff.all_columns[1:]]
-        converted = convert_batch(staff, columns, loader.encoders(staff), loader.store_limit)
+        converted = convert_batch(staff, columns, loader.checks(staff), loader.store_limit)
         loader.load(staff, converted.data, converted.findings)
         loaded = measure(loader, staff)
     finally:

@@ -29,7 +29,7 @@ from efimis_etl.schema.model import (
     Kind,
 )
 from efimis_etl.schema.tables import source_type_name
-from efimis_etl.source.columnar import Converted, Encoder, convert_batch
+from efimis_etl.source.columnar import Check, Converted, convert_batch
 from efimis_etl.source.connect import SourceConnection
 from efimis_etl.source.reconcile import Figures, Tally, aggregate_query, figures_from_aggregates
 
@@ -224,14 +224,14 @@ def read_batches(
     source: SourceConnection,
     entity: Entity,
     batch_size: int,
-    encoders: Sequence[Encoder] | None = None,
+    checks: Sequence[Check] | None = None,
     position: Position | None = None,
     *,
     store_limit: Decimal | None = None,
 ) -> Iterator[Batch]:
     """Yield the table in ImportId order, `batch_size` rows at a time, converted for staging.
 
-    Each batch is converted a column at a time (`columnar`); `encoders` (one per column, or None) are the
+    Each batch is converted a column at a time (`columnar`); `checks` (one per column, or None) are the
     staging store's own checks of a value, and `store_limit` the largest money magnitude it holds. Each
     query starts at the last ImportId read (`>=`, skipping the rows of that ImportId already read), so rows
     that share an ImportId (a source table without its primary key) are all read and then reported by
@@ -241,7 +241,7 @@ def read_batches(
     """
     table = _raw_table(source, entity)
     key = table.c.ImportId
-    encoders = encoders or [None] * len(entity.all_columns)
+    checks = checks or [None] * len(entity.all_columns)
     at = position or Position()
     while not at.done:
         limit = batch_size + at.already_read
@@ -257,7 +257,7 @@ def read_batches(
         else:
             after = Position(last, fetched.count_key(last, start=at.already_read))
         if rows > 0:
-            converted = convert_batch(entity, fetched.after(at.already_read), encoders, store_limit)
+            converted = convert_batch(entity, fetched.after(at.already_read), checks, store_limit)
             tally = Tally(entity)
             tally.add_batch(converted.data, converted.rejected)
             yield Batch(converted, tally, after)

@@ -93,13 +93,13 @@ def load_from_source(
 
 def _copy_table(reader: _Reader, entity: Entity, staging: Loader, on_progress: ProgressCallback) -> Tally:
     position, tally = Position(), Tally(entity)
-    encoders = staging.encoders(entity)
+    checks = staging.checks(entity)
     while not position.done:
         batches = read_batches(
             reader.connection(),
             entity,
             reader.policy.batch_size,
-            encoders,
+            checks,
             position,
             store_limit=staging.store_limit,
         )

@@ -148,7 +148,7 @@ class Loader(Protocol):
     # The largest money magnitude the store holds exactly, where that is less than the schema allows.
     store_limit: Decimal | None
 
-    def encoders(self, entity: Entity) -> list[Callable[[Any], Any] | None]:
+    def checks(self, entity: Entity) -> list[Callable[[Any], Any] | None]:
         """Per column, the store's own check of one exact Python value (None: it holds every value);
         raises `Rejected` for a value it cannot hold, and is asked only about columns beyond `store_limit`."""
         ...

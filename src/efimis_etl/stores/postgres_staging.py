@@ -68,7 +68,7 @@ class PostgresStaging:
         self._conn = engine.connect().execution_options(schema_translate_map={None: schema})
 
     @staticmethod
-    def encoders(entity: Entity) -> list[Callable[[Any], Any] | None]:
+    def checks(entity: Entity) -> list[Callable[[Any], Any] | None]:
         """NUMERIC(19,4) and text hold every value the schema allows: nothing to refuse."""
         return [None] * len(entity.all_columns)
 

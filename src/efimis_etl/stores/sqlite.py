@@ -149,7 +149,7 @@ class SqliteStaging:
         self._conn = engine.connect()
 
     @staticmethod
-    def encoders(entity: Entity) -> list[Callable[[Any], Any] | None]:
+    def checks(entity: Entity) -> list[Callable[[Any], Any] | None]:
         return [_CHECKS.get(c.kind) for c in entity.all_columns]
 
     def load(self, entity: Entity, data: pa.RecordBatch | None, findings: Sequence[tuple[Any, ...]]) -> None:
