@@ -168,3 +168,18 @@ class ManualClock:
         sleeping = until(lambda: self.waits, "the retention timer to wait on the clock")
         self.advance(delta)
         until(lambda: self.waits > sleeping, "the retention timer's sweep after the clock moved on")
+
+
+def second_wave(path: Path) -> None:
+    """A second wave of the demo firm, in its SQLite source: three rows changed (one of them a reference)
+    and two added (the promotion preview and console tests)."""
+    with sqlite3.connect(path) as source:
+        source.execute("""UPDATE "Matter" SET Description = 'Renamed matter' WHERE ImportId = 'MAT-00001'""")
+        source.execute("""UPDATE "Matter" SET ClientId = 'CL-00003' WHERE ImportId = 'MAT-00002'""")
+        source.execute("""UPDATE "Client" SET Name = 'Jack Li-Smith' WHERE ImportId = 'CL-00001'""")
+        for n in (1, 2):
+            source.execute(
+                """INSERT INTO "Client" (ImportId, ContactId, ClientCode, Name, IsActive)
+                   VALUES (?, 'CON-00001', ?, ?, 1)""",
+                (f"CL-9000{n}", f"C9000{n}", f"New client {n}"),
+            )

@@ -25,7 +25,7 @@ import pytest
 from conftest import DEMO_SECRET, DemoSource, Serve, Service
 from efimis_etl.demo import MARKUP
 from efimis_etl.settings import Settings
-from support import copy_to_postgresql, hold_table, until
+from support import copy_to_postgresql, hold_table, second_wave, until
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
@@ -379,20 +379,6 @@ def _open(driver: WebDriver, button: str, dialog: str) -> WebElement:
     )[0]
 
 
-def _second_wave(demo: DemoSource) -> None:
-    """In the source: three rows changed (one of them a reference) and two added."""
-    with sqlite3.connect(demo.path) as source:
-        source.execute("""UPDATE "Matter" SET Description = 'Renamed matter' WHERE ImportId = 'MAT-00001'""")
-        source.execute("""UPDATE "Matter" SET ClientId = 'CL-00003' WHERE ImportId = 'MAT-00002'""")
-        source.execute("""UPDATE "Client" SET Name = 'Jack Li-Smith' WHERE ImportId = 'CL-00001'""")
-        for n in (1, 2):
-            source.execute(
-                """INSERT INTO "Client" (ImportId, ContactId, ClientCode, Name, IsActive)
-                   VALUES (?, 'CON-00001', ?, ?, 1)""",
-                (f"CL-9000{n}", f"C9000{n}", f"New client {n}"),
-            )
-
-
 def test_promote_shows_the_preview_keeps_its_word_and_revert_puts_production_back(
     page: WebDriver, service: Service, demo: DemoSource, downloads: Path
 ) -> None:
@@ -443,7 +429,7 @@ def test_promote_shows_the_preview_keeps_its_word_and_revert_puts_production_bac
     shoot(page, "import-reverted")
 
     # A second wave, previewed; production moves (the first import promoted again) before it is confirmed.
-    _second_wave(demo)
+    second_wave(demo.path)
     second = new_import(page, demo.url)
     wait_state(page, "Validated")
     _open(page, "promote", "promote-dialog")

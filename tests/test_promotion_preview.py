@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import sqlite3
 from typing import Any
 
 from conftest import DemoSource, Serve, Service
 from efimis_etl.settings import Settings
+from support import second_wave
 
 CHANGED = {("Matter", "MAT-00001"), ("Matter", "MAT-00002"), ("Client", "CL-00001")}
 ADDED = {("Client", "CL-90001"), ("Client", "CL-90002")}
@@ -17,20 +17,6 @@ ADDED = {("Client", "CL-90001"), ("Client", "CL-90002")}
 
 def _checksum(rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, str]:
     return {table: hashlib.sha256(repr(sorted(r)).encode()).hexdigest() for table, r in rows.items()}
-
-
-def _second_wave(demo: DemoSource) -> None:
-    """Change three rows (one of them a reference) and add two, in the source."""
-    with sqlite3.connect(demo.path) as source:
-        source.execute("""UPDATE "Matter" SET Description = 'Renamed matter' WHERE ImportId = 'MAT-00001'""")
-        source.execute("""UPDATE "Matter" SET ClientId = 'CL-00003' WHERE ImportId = 'MAT-00002'""")
-        source.execute("""UPDATE "Client" SET Name = 'Jack Li-Smith' WHERE ImportId = 'CL-00001'""")
-        for n in (1, 2):
-            source.execute(
-                """INSERT INTO "Client" (ImportId, ContactId, ClientCode, Name, IsActive)
-                   VALUES (?, 'CON-00001', ?, ?, 1)""",
-                (f"CL-9000{n}", f"C9000{n}", f"New client {n}"),
-            )
 
 
 def _imported(service: Service, demo: DemoSource) -> str:
@@ -66,7 +52,7 @@ def test_preview_shows_the_second_wave_and_promotion_keeps_its_word_then_revert_
     ids_first = _ids(service)
     clients = {row[0]: row[1] for row in service.production_rows()["Client"]}
 
-    _second_wave(demo)
+    second_wave(demo.path)
     second = _imported(service, demo)
     preview = _preview(service, second)
     tables = {t["table"]: t for t in preview["tables"]}
@@ -158,7 +144,7 @@ def test_a_stale_production_revision_is_refused_and_writes_nothing(
 ) -> None:
     first = _imported(service, demo)
     stale = _preview(service, first)["productionRevision"]
-    _second_wave(demo)
+    second_wave(demo.path)
     second = _imported(service, demo)
     assert service.wait_promoted(second)["state"] == "Promoted"  # production moves
     before = _checksum(service.production_rows())
