@@ -10,7 +10,6 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +26,6 @@ from sqlalchemy import (
     Table,
     UnicodeText,
     case,
-    create_engine,
     delete,
     func,
     insert,
@@ -37,7 +35,7 @@ from sqlalchemy import (
 
 from efimis_etl import migrations
 from efimis_etl.ids import new_request_id
-from efimis_etl.stores.sqlite import sqlite_engine
+from efimis_etl.stores import platform_engine
 from efimis_etl.timestamps import UtcDateTime, seconds_between, utc_now
 
 
@@ -161,18 +159,11 @@ def now() -> datetime:
     return utc_now()
 
 
-def _psycopg(url: str) -> str:
-    return "postgresql+psycopg://" + url.split("://", 1)[1] if url.startswith("postgresql://") else url
-
-
 class Platform:
     """Repository of import requests on the platform database (SQLite file, or PostgreSQL scaled out)."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            self.engine: Engine = sqlite_engine(Path(url.removeprefix("sqlite:///")))
-        else:
-            self.engine = create_engine(_psycopg(url), pool_pre_ping=True)
+        self.engine: Engine = platform_engine(url)
 
     def migrate(self) -> None:
         migrations.upgrade(self.engine)

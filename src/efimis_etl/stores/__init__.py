@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+
 from efimis_etl.settings import Settings
 from efimis_etl.stores.base import Loader, TableResult, TenantStores
 from efimis_etl.stores.postgres import PostgresStores
-from efimis_etl.stores.sqlite import SqliteStores
+from efimis_etl.stores.sqlite import SqliteStores, sqlite_engine
 
 
 def make_stores(settings: Settings) -> TenantStores:
@@ -17,4 +21,16 @@ def make_stores(settings: Settings) -> TenantStores:
     return SqliteStores.from_settings(settings)
 
 
-__all__ = ["Loader", "PostgresStores", "SqliteStores", "TableResult", "TenantStores", "make_stores"]
+def platform_engine(url: str) -> Engine:
+    """The engine of the platform's own records: a SQLite file (`sqlite:///…`), else PostgreSQL.
+
+    Unlike the tenant stores' engines it pools connections: every status poll reads the platform database.
+    """
+    if url.startswith("sqlite:///"):
+        return sqlite_engine(Path(url.removeprefix("sqlite:///")))
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return create_engine(url, pool_pre_ping=True)
+
+
+__all__ = ["Loader", "PostgresStores", "SqliteStores", "TableResult", "TenantStores", "make_stores", "platform_engine"]
